@@ -1,0 +1,394 @@
+"""Dagster wiring of the symbolic lineage: config, partitions, metadata and checks only."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import asdict
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from assets.symbolic import events, ingest, language_model, stats, tables
+from assets.symbolic.datasets import list_items
+from models import music_lm
+from pipelines.metadata import manifest_metadata, markdown_table, png_markdown, preview
+from pipelines.resources import HomeResource, QualityGates
+from storage import shards
+from storage.tracking import MlflowResource
+
+DATASETS = dg.DynamicPartitionsDefinition(name="datasets")
+COMBINED = dg.StaticPartitionsDefinition(list(language_model.COMBINED_MODES))
+GROUP = "symbolic"
+CODE_VERSION = "1"
+
+
+@dg.asset(partitions_def=DATASETS, group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
+def score_files(context: dg.AssetExecutionContext, home: HomeResource) -> pd.DataFrame:
+    """The score files of one dataset: a music21-corpus collection, a downloaded or a local folder."""
+    items = list_items(context.partition_key, home.home.raw)
+    frame = pd.DataFrame([asdict(item) for item in items], columns=["dataset", "item_id", "path", "format", "number"])
+    context.add_output_metadata(
+        {"items": len(frame), "formats": dg.MetadataValue.json(frame["format"].value_counts().to_dict())}
+    )
+    return frame
+
+
+class IngestConfig(dg.Config):
+    resolution: int = 24
+    max_file_mb: float = 50.0
+    workers: int = 0
+    rows_per_shard: int = 250_000
+
+
+INGEST_CHECKS = [
+    dg.AssetCheckSpec("notes_schema", asset="notes", blocking=True, description="Shards carry the note schema."),
+    dg.AssetCheckSpec("notes_shards_intact", asset="notes", blocking=True, description="No empty or corrupt shard."),
+    dg.AssetCheckSpec("notes_reject_rate", asset="notes", blocking=True, description="Rejects under the threshold."),
+]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("songs", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
+        dg.AssetSpec("notes", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
+        dg.AssetSpec("notes_rejects", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
+    ],
+    check_specs=INGEST_CHECKS,
+    partitions_def=DATASETS,
+    ins={"score_files": dg.AssetIn("score_files")},
+)
+def ingest_scores(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    home: HomeResource,
+    quality: QualityGates,
+    score_files: pd.DataFrame,
+):
+    """Parse every score once; songs, notes and rejects come out of the same pass."""
+    items = [
+        ingest.ScoreItem(r.dataset, r.item_id, r.path, r.format, None if pd.isna(r.number) else int(r.number))
+        for r in score_files.itertuples()
+    ]
+    root, partition = home.home.datasets, context.partition_key
+    songs, rejects = [], []
+    bar = tqdm(total=len(items), desc=f"ingest {partition}", unit="file", disable=None)
+    with shards.ShardWriter(
+        root, "notes", partition, tables.NOTES, rows_per_shard=config.rows_per_shard, code_version=CODE_VERSION
+    ) as writer:
+        for result in ingest.parse_all(
+            items,
+            workers=config.workers or None,
+            resolution=config.resolution,
+            max_bytes=int(config.max_file_mb * 1e6),
+            on_result=bar.update,
+        ):
+            if isinstance(result, ingest.Reject):
+                rejects.append(result)
+            else:
+                songs.append(result.song)
+                writer.write(result.notes)
+    bar.close()
+    notes_manifest = writer.manifest
+    songs_manifest = shards.write_table(root, "songs", partition, ingest.songs_table(songs), code_version=CODE_VERSION)
+    rejects_table = ingest.rejects_table(rejects)
+    rejects_manifest = shards.write_table(root, "notes_rejects", partition, rejects_table, code_version=CODE_VERSION)
+    reject_rate = len(rejects) / max(1, len(items))
+    context.log.info(f"{len(songs)} songs, {notes_manifest.rows} notes, {len(rejects)} rejects")
+
+    yield dg.MaterializeResult(
+        asset_key="songs",
+        metadata={**manifest_metadata(songs_manifest), "preview": preview(ingest.songs_table(songs[:10]))},
+    )
+    yield dg.MaterializeResult(asset_key="notes", metadata=manifest_metadata(notes_manifest))
+    yield dg.MaterializeResult(
+        asset_key="notes_rejects",
+        metadata={
+            **manifest_metadata(rejects_manifest),
+            "reject_rate": reject_rate,
+            "by_error": dg.MetadataValue.json(rejects_table.to_pandas()["error_type"].value_counts().to_dict()),
+            "preview": preview(rejects_table),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="notes_schema",
+        asset_key="notes",
+        passed=notes_manifest.schema == tables.NOTES.to_string(),
+        metadata={"schema": notes_manifest.schema},
+    )
+    problems = shards.verify(root, "notes", partition) + [
+        f"{s.name} is empty" for s in notes_manifest.shards if s.rows == 0
+    ]
+    yield dg.AssetCheckResult(
+        check_name="notes_shards_intact",
+        asset_key="notes",
+        passed=not problems and notes_manifest.rows > 0,
+        metadata={"problems": dg.MetadataValue.json(problems), "rows": notes_manifest.rows},
+    )
+    yield dg.AssetCheckResult(
+        check_name="notes_reject_rate",
+        asset_key="notes",
+        passed=reject_rate <= quality.max_reject_rate,
+        metadata={"reject_rate": reject_rate, "threshold": quality.max_reject_rate, "rejects": len(rejects)},
+    )
+
+
+@dg.asset(partitions_def=DATASETS, deps=["songs"], group_name=GROUP, code_version=CODE_VERSION)
+def dataset_stats(context: dg.AssetExecutionContext, home: HomeResource, tracking: MlflowResource) -> dg.MaterializeResult:
+    """Song length, initial tempo and key histograms (MusPy §2.4), in the UI and in MLflow."""
+    partition = context.partition_key
+    songs = shards.read_table(home.home.datasets, "songs", [partition]).to_pandas()
+    figures = stats.histograms(songs, partition)
+    out_dir = os.path.join(home.home.cache, "plots", "dataset_stats", partition)
+    os.makedirs(out_dir, exist_ok=True)
+    for name, png in figures.items():
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(png)
+    summary = stats.summary(songs)
+    with tracking.run(context, run_name=f"dataset_stats-{partition}") as run:
+        mlflow.log_metrics(summary)
+        mlflow.log_artifacts(out_dir, "plots")
+    return dg.MaterializeResult(
+        metadata={
+            **summary,
+            "plots": dg.MetadataValue.md("\n\n".join(png_markdown(n, p) for n, p in figures.items())),
+            "plot_dir": dg.MetadataValue.path(out_dir),
+            "mlflow_run": tracking.run_url(run),
+        }
+    )
+
+
+class EventConfig(dg.Config):
+    split_seed: int = 0
+    rows_per_shard: int = 20_000
+
+
+@dg.asset(partitions_def=DATASETS, deps=["notes"], group_name=GROUP, code_version=CODE_VERSION)
+def event_sequences(context: dg.AssetExecutionContext, config: EventConfig, home: HomeResource) -> dg.MaterializeResult:
+    """MusPy event representation (4 steps per quarter, no velocity, end-of-sequence) with 8:1:1 splits."""
+    root, partition = home.home.datasets, context.partition_key
+    song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
+    splits = events.assign_splits(song_ids, seed=config.split_seed)
+    notes_version = shards.read_manifest(root, "notes", partition).version
+    lengths = []
+    with shards.ShardWriter(
+        root,
+        "event_sequences",
+        partition,
+        tables.EVENTS,
+        rows_per_shard=config.rows_per_shard,
+        code_version=CODE_VERSION,
+        upstream={"notes": notes_version},
+    ) as writer:
+        for song, notes in events.iter_songs(shards.iter_batches(root, "notes", [partition])):
+            codes = events.encode(notes)
+            lengths.append(len(codes))
+            writer.write([{"dataset": partition, "song": song, "split": splits[song], "n_events": len(codes), "events": codes.tolist()}])
+    counts = pd.Series(list(splits.values())).value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            **manifest_metadata(writer.manifest),
+            "vocab_size": events.VOCAB_SIZE,
+            "mean_events": float(pd.Series(lengths).mean()) if lengths else 0.0,
+            "splits": dg.MetadataValue.json(counts),
+        }
+    )
+
+
+class MusicLMConfig(dg.Config):
+    """MusPy §2.5 hyperparameters; `smoke` shortens training for tests and the demo."""
+
+    profile: str = "smoke"
+    arch: str = "lstm"
+    embedding_dim: int = 128
+    hidden_dim: int = 128
+    num_layers: int = 2
+    dropout: float = 0.5
+    seq_len: int = 64
+    batch_size: int = 16
+    lr: float = 1e-3
+    paper_steps: int = 10_000
+    smoke_steps: int = 60
+    patience: int = 10
+    seed: int = 0
+    datasets: list[str] = []
+
+
+def lm_config(config: MusicLMConfig) -> music_lm.LMConfig:
+    smoke = config.profile == "smoke"
+    if config.profile not in ("smoke", "paper"):
+        raise dg.Failure(f"unknown profile {config.profile!r}: use 'smoke' or 'paper'")
+    steps = config.smoke_steps if smoke else config.paper_steps
+    every = max(1, steps // 3) if smoke else 250
+    return music_lm.LMConfig(
+        arch=config.arch,
+        vocab_size=events.VOCAB_SIZE,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        seq_len=config.seq_len,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        max_steps=steps,
+        eval_every=every,
+        checkpoint_every=every,
+        patience=config.patience,
+        seed=config.seed,
+    )
+
+
+def registry_name(training_set: str) -> str:
+    return f"music_lm-{training_set}"
+
+
+def log_step(metrics: dict[str, float], step: int) -> None:
+    mlflow.log_metrics(metrics, step=step)
+
+
+def train_and_register(
+    context: dg.AssetExecutionContext,
+    config: MusicLMConfig,
+    home: HomeResource,
+    tracking: MlflowResource,
+    training_set: str,
+    datasets: list[str],
+    stratified: bool,
+) -> dg.MaterializeResult:
+    """Shared by per-dataset and combined models: train with resume, log, register as `candidate`."""
+    cfg = lm_config(config)
+    root = home.home.datasets
+    missing = [d for d in datasets if shards.read_manifest(root, "event_sequences", d) is None]
+    if missing:
+        raise dg.Failure(f"event_sequences not materialized for {missing}: materialize those partitions first")
+    # Retries and re-executions of one run share the checkpoint directory; a new run starts over.
+    run_root = context.run.root_run_id or context.run_id
+    ckpt_dir = os.path.join(home.home.checkpoints, "music_lm", training_set, run_root)
+    with tracking.run(context, run_name=f"music_lm-{training_set}") as run:
+        mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets), "stratified": stratified})
+        model, result = language_model.train_on(root, datasets, cfg, ckpt_dir, log_step, stratified)
+        device = next(model.parameters()).device
+        tests = {
+            d: music_lm.evaluate(model, language_model.sequence_source(root, d, "test")(), cfg.seq_len, device)
+            for d in datasets
+        }
+        test_loss = sum(t["loss"] * t["tokens"] for t in tests.values()) / max(1, sum(t["tokens"] for t in tests.values()))
+        test_ppl = float(torch.tensor(test_loss).exp())
+        mlflow.log_metrics({"test_perplexity": test_ppl, "steps": result.steps, "best_step": result.best_step})
+        model_dir = os.path.join(ckpt_dir, "model")
+        music_lm.save_model(model, cfg, model_dir)
+        mlflow.log_artifacts(model_dir, "model")
+        version = tracking.register(registry_name(training_set), run.info.run_id, "model")
+    return dg.MaterializeResult(
+        metadata={
+            "registered_model": registry_name(training_set),
+            "version": version,
+            "test_perplexity": test_ppl,
+            "best_val_loss": result.best_val_loss,
+            "steps": result.steps,
+            "stopped_early": result.stopped_early,
+            "resumed_from": result.resumed_from if result.resumed_from is not None else -1,
+            "mlflow_run": tracking.run_url(run),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=DATASETS,
+    deps=["event_sequences"],
+    group_name=GROUP,
+    retry_policy=dg.RetryPolicy(max_retries=2),
+    code_version=CODE_VERSION,
+)
+def music_lm(
+    context: dg.AssetExecutionContext, config: MusicLMConfig, home: HomeResource, tracking: MlflowResource
+) -> dg.MaterializeResult:
+    """A language model over one dataset's event sequences, registered as music_lm-<dataset>@candidate."""
+    return train_and_register(context, config, home, tracking, context.partition_key, [context.partition_key], False)
+
+
+def combined_datasets(config: MusicLMConfig, home: HomeResource) -> list[str]:
+    return config.datasets or shards.list_partitions(home.home.datasets, "event_sequences")
+
+
+@dg.asset(
+    partitions_def=COMBINED,
+    deps=[dg.AssetDep("event_sequences", partition_mapping=dg.AllPartitionMapping())],
+    group_name=GROUP,
+    retry_policy=dg.RetryPolicy(max_retries=2),
+    code_version=CODE_VERSION,
+)
+def music_lm_combined(
+    context: dg.AssetExecutionContext, config: MusicLMConfig, home: HomeResource, tracking: MlflowResource
+) -> dg.MaterializeResult:
+    """The paper's "all datasets combined" and "stratified sampling" models."""
+    mode = context.partition_key
+    datasets = combined_datasets(config, home)
+    return train_and_register(context, config, home, tracking, mode, datasets, mode == "stratified")
+
+
+class PerplexityConfig(dg.Config):
+    datasets: list[str] = []
+    alias: str = "candidate"
+
+
+@dg.asset(
+    deps=[
+        dg.AssetDep("music_lm", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("music_lm_combined", partition_mapping=dg.AllPartitionMapping()),
+    ],
+    group_name=GROUP,
+    io_manager_key="shard_io",
+    code_version=CODE_VERSION,
+)
+def cross_dataset_perplexity(
+    context: dg.AssetExecutionContext, config: PerplexityConfig, home: HomeResource, tracking: MlflowResource
+) -> pd.DataFrame:
+    """Train-by-test perplexity matrix (Figure 2.10); a per-dataset candidate that beats its champion
+    in domain is promoted."""
+    root = home.home.datasets
+    datasets = config.datasets or shards.list_partitions(root, "event_sequences")
+    training_sets = [*datasets, *language_model.COMBINED_MODES]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    models, versions = {}, {}
+    for name in training_sets:
+        version = tracking.get_alias_version(registry_name(name), config.alias)
+        if version is None:
+            context.log.warning(f"no {registry_name(name)}@{config.alias}; leaving it out of the matrix")
+            continue
+        model_dir = tracking.download(registry_name(name), config.alias, os.path.join(home.home.cache, "models", name))
+        models[name], _ = music_lm.load_model(model_dir, device)
+        versions[name] = version
+    if not models:
+        raise dg.Failure("no music_lm model is registered yet: materialize music_lm first")
+    seq_len = music_lm.load_model(model_dir, device)[1].seq_len
+    matrix = language_model.perplexity_matrix(root, models, datasets, seq_len, device)
+    png = language_model.heatmap_png(matrix)
+    promoted = []
+    with tracking.run(context, run_name="cross_dataset_perplexity") as run:
+        mlflow.log_image(Image.open(io.BytesIO(png)), "cross_dataset_perplexity.png")
+        mlflow.log_text(matrix.to_csv(), "cross_dataset_perplexity.csv")
+        for name in datasets:
+            if name not in models:
+                continue
+            score = float(matrix.loc[name, name])
+            mlflow.log_metrics({f"in_domain_perplexity.{name}": score})
+            if tracking.promote_if_better(registry_name(name), versions[name], "test_perplexity", lower_is_better=True):
+                promoted.append(name)
+    long = matrix.reset_index().melt(id_vars="trained on", var_name="tested on", value_name="perplexity")
+    context.add_output_metadata(
+        {
+            "heatmap": dg.MetadataValue.md(png_markdown("cross-dataset perplexity", png)),
+            "matrix": dg.MetadataValue.md(markdown_table(matrix.round(2).reset_index())),
+            "promoted_to_champion": dg.MetadataValue.json(promoted),
+            "mlflow_run": tracking.run_url(run),
+        }
+    )
+    return long.rename(columns={"trained on": "trained_on", "tested on": "tested_on"})
+
+
+assets = [score_files, ingest_scores, dataset_stats, event_sequences, music_lm, music_lm_combined, cross_dataset_perplexity]

@@ -1,0 +1,99 @@
+"""The MusPy cross-dataset experiment over event-sequence shards: train, then score every pairing.
+
+Sequences are streamed from the shard store split by split, so neither training nor evaluation
+holds a dataset in memory.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import torch  # noqa: E402
+
+from models import music_lm  # noqa: E402
+from storage import shards  # noqa: E402
+
+EVENTS_ASSET = "event_sequences"
+COMBINED_MODES = ("all", "stratified")
+
+
+def sequence_source(datasets_root: str, dataset: str, split: str) -> Callable[[], Iterable[np.ndarray]]:
+    """A re-callable stream of one split's event arrays (what crop_batches and evaluate consume)."""
+
+    def stream() -> Iterable[np.ndarray]:
+        for batch in shards.iter_batches(
+            datasets_root, EVENTS_ASSET, [dataset], columns=["events"], filter=pc.field("split") == split
+        ):
+            for events in batch.column("events").to_numpy(zero_copy_only=False):
+                yield np.asarray(events, dtype=np.int64)
+
+    return stream
+
+
+def chained(sources: Sequence[Callable[[], Iterable[np.ndarray]]]) -> Callable[[], Iterable[np.ndarray]]:
+    def stream() -> Iterable[np.ndarray]:
+        for source in sources:
+            yield from source()
+
+    return stream
+
+
+def train_on(
+    datasets_root: str,
+    datasets: Sequence[str],
+    cfg: music_lm.LMConfig,
+    ckpt_dir: str,
+    log: Callable[[dict[str, float], int], None],
+    stratified: bool = False,
+    progress: bool = False,
+) -> tuple[torch.nn.Module, music_lm.TrainResult]:
+    """Train one model on the train splits of `datasets`, early-stopped on their valid splits."""
+    train_sources = [sequence_source(datasets_root, d, "train") for d in datasets]
+    valid = chained([sequence_source(datasets_root, d, "valid") for d in datasets])
+    batches = music_lm.crop_batches(train_sources, cfg.seq_len, cfg.batch_size, cfg.seed, stratified=stratified)
+    return music_lm.train(cfg, batches, valid, ckpt_dir, log, progress=progress)
+
+
+def perplexity_matrix(
+    datasets_root: str,
+    models: dict[str, torch.nn.Module],
+    test_sets: Sequence[str],
+    seq_len: int,
+    device: torch.device,
+) -> pd.DataFrame:
+    """Rows: the training set of each model; columns: the dataset whose test split is scored."""
+    matrix = pd.DataFrame(index=list(models), columns=list(test_sets), dtype=float)
+    for train_name, model in models.items():
+        for test_name in test_sets:
+            result = music_lm.evaluate(model, sequence_source(datasets_root, test_name, "test")(), seq_len, device)
+            matrix.loc[train_name, test_name] = result["perplexity"]
+    matrix.index.name = "trained on"
+    matrix.columns.name = "tested on"
+    return matrix
+
+
+def heatmap_png(matrix: pd.DataFrame, title: str = "Cross-dataset perplexity") -> bytes:
+    """The paper's Figure 2.10: log-scaled colours, the value in every cell."""
+    values = matrix.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.1 * len(matrix.columns) + 2.5, 0.7 * len(matrix.index) + 1.8))
+    image = ax.imshow(np.log(values), cmap="viridis_r")
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=35, ha="right")
+    ax.set_yticks(range(len(matrix.index)), matrix.index)
+    ax.set(xlabel=matrix.columns.name or "", ylabel=matrix.index.name or "", title=title)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8, color="white")
+    fig.colorbar(image, ax=ax, label="log perplexity")
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()

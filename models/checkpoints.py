@@ -1,0 +1,141 @@
+"""Training checkpoints that survive crashes and resume bit-for-bit.
+
+A checkpoint holds everything a training loop needs to continue as if it had never
+stopped: model and optimizer (and scheduler) state, the step, the best validation metric,
+loop-specific counters and the state of every random number generator. Files are written
+to a temporary name and moved into place with ``os.replace`` so a crash mid-write leaves
+the previous checkpoint intact, and they are read with ``torch.load(weights_only=True)``,
+so loading never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Checkpoint:
+    """What a loop restores besides the weights and optimizer state."""
+
+    step: int
+    best_metric: float = math.inf
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all CUDA devices included)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The state of every global generator, in types ``weights_only`` loading accepts."""
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`; CUDA state is restored only where CUDA exists."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(path: str | os.PathLike, model: torch.nn.Module) -> None:
+    atomic_save(model.state_dict(), path)
+
+
+def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> None:
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    checkpoint: Checkpoint,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> None:
+    """Write model, optimizer, scheduler, loop state and RNG states atomically."""
+    atomic_save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "step": checkpoint.step,
+            "best_metric": checkpoint.best_metric,
+            "extra": dict(checkpoint.extra),
+            "rng": capture_rng_state(),
+        },
+        path,
+    )
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> Checkpoint:
+    """Restore states in place (RNGs included) and return the loop state.
+
+    Tensors are loaded on the CPU; ``load_state_dict`` moves them to the model's device.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    restore_rng_state(state["rng"])
+    return Checkpoint(step=state["step"], best_metric=state["best_metric"], extra=state["extra"])

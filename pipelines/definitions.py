@@ -1,0 +1,36 @@
+"""The one Dagster code location (workspace.yaml loads `defs` from here)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.symbolic.defs import assets as symbolic_assets
+from pipelines.jobs import jobs
+from pipelines.resources import HomeResource, QualityGates
+from pipelines.schedules import schedules
+from pipelines.sensors import sensors
+from storage.home import BatonHome
+from storage.io_manager import ShardIOManager
+from storage.tracking import MlflowResource, default_tracking_uri
+
+
+def build_defs(home: BatonHome) -> dg.Definitions:
+    """Definitions bound to one home directory, so tests can point everything at a temporary one."""
+    home.ensure()
+    return dg.Definitions(
+        assets=[*symbolic_assets],
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources={
+            "home": HomeResource(root=home.root),
+            "quality": QualityGates(),
+            "shard_io": ShardIOManager(datasets_root=home.datasets),
+            "tracking": MlflowResource(
+                tracking_uri=default_tracking_uri(home), artifact_root=f"{home.mlflow}/artifacts"
+            ),
+        },
+    )
+
+
+defs = build_defs(BatonHome.from_env())

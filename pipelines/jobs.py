@@ -1,0 +1,41 @@
+"""Jobs: the per-dataset symbolic lineage, the cross-dataset experiment, and retraining."""
+
+import dagster as dg
+
+from assets.symbolic.defs import COMBINED, DATASETS
+
+symbolic_dataset_job = dg.define_asset_job(
+    "symbolic_dataset",
+    selection=dg.AssetSelection.assets("score_files", "songs", "notes", "notes_rejects", "dataset_stats", "event_sequences", "music_lm"),
+    partitions_def=DATASETS,
+    description="One dataset from score files to its trained language model.",
+)
+
+ingest_job = dg.define_asset_job(
+    "ingest_scores_job",
+    selection=dg.AssetSelection.assets("score_files", "songs", "notes", "notes_rejects", "dataset_stats", "event_sequences"),
+    partitions_def=DATASETS,
+    description="One dataset from score files to event sequences (what the incoming-scores sensor runs).",
+)
+
+music_lm_retrain_job = dg.define_asset_job(
+    "music_lm_retrain",
+    selection=dg.AssetSelection.assets("music_lm"),
+    partitions_def=DATASETS,
+    description="Retrain the per-dataset language models on their current event sequences.",
+)
+
+combined_lm_job = dg.define_asset_job(
+    "music_lm_combined_job",
+    selection=dg.AssetSelection.assets("music_lm_combined"),
+    partitions_def=COMBINED,
+    description="The all-datasets and stratified-sampling models.",
+)
+
+cross_dataset_job = dg.define_asset_job(
+    "cross_dataset_perplexity_job",
+    selection=dg.AssetSelection.assets("cross_dataset_perplexity"),
+    description="Score every registered music_lm candidate on every dataset's test split.",
+)
+
+jobs = [symbolic_dataset_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job]

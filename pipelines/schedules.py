@@ -1,0 +1,26 @@
+"""Scheduled retraining; stopped until someone turns it on in the UI."""
+
+import dagster as dg
+
+from pipelines.jobs import music_lm_retrain_job
+from pipelines.resources import HomeResource
+from storage import shards
+
+
+@dg.schedule(
+    cron_schedule="0 3 * * 1",
+    job=music_lm_retrain_job,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Weekly: retrain music_lm on every dataset whose event sequences exist.",
+)
+def weekly_music_lm_retrain(context: dg.ScheduleEvaluationContext, home: HomeResource):
+    ready = shards.list_partitions(home.home.datasets, "event_sequences")
+    known = set(context.instance.get_dynamic_partitions("datasets"))
+    keys = [k for k in ready if k in known]
+    if not keys:
+        return dg.SkipReason("no dataset has event_sequences yet")
+    stamp = context.scheduled_execution_time.strftime("%Y%m%d")
+    return [dg.RunRequest(run_key=f"{k}-{stamp}", partition_key=k) for k in keys]
+
+
+schedules = [weekly_music_lm_retrain]

@@ -1,0 +1,59 @@
+"""Files dropped into <home>/incoming/scores/ become a dataset partition and are ingested."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from assets.symbolic.defs import DATASETS
+from pipelines.jobs import ingest_job
+from pipelines.resources import HomeResource
+
+SETTLE_SECONDS = 2.0
+
+
+def settled_files(folder: str, now: float, settle: float = SETTLE_SECONDS) -> list[str]:
+    """Visible files not modified for `settle` seconds: a copy still in progress is left alone."""
+    found = []
+    for base, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = os.path.join(base, name)
+            if not name.startswith(".") and now - os.path.getmtime(path) >= settle:
+                found.append(path)
+    return sorted(found)
+
+
+def claim_batch(files: list[str], incoming: str, raw: str, batch: str) -> str:
+    """Move the files out of the watched folder into raw/incoming/<batch>, keeping sub-folders."""
+    target = os.path.join(raw, "incoming", batch)
+    for path in files:
+        dest = os.path.join(target, os.path.relpath(path, incoming))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.move(path, dest)
+    return target
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def incoming_scores_sensor(context: dg.SensorEvaluationContext, home: HomeResource):
+    incoming = os.path.join(home.home.incoming, "scores")
+    os.makedirs(incoming, exist_ok=True)
+    files = settled_files(incoming, time.time())
+    if not files:
+        return dg.SkipReason(f"nothing new in {incoming}")
+    batch = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    claim_batch(files, incoming, home.home.raw, batch)
+    key = f"incoming_{batch}"
+    context.log.info(f"{len(files)} files -> partition {key}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=key, partition_key=key)],
+        dynamic_partitions_requests=[DATASETS.build_add_request([key])],
+        cursor=key,
+    )
+
+
+sensors = [incoming_scores_sensor]

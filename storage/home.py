@@ -1,0 +1,60 @@
+"""The BATON_HOME layout: one directory tree that holds everything a run produces."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class BatonHome:
+    """Paths under the home root; `datasets` may point elsewhere (an fsspec URI) via BATON_DATASETS_URI."""
+
+    root: str
+
+    @classmethod
+    def from_env(cls) -> BatonHome:
+        return cls(str(Path(os.environ.get("BATON_HOME") or REPO_ROOT / ".baton").resolve()))
+
+    def _sub(self, name: str) -> str:
+        return str(Path(self.root) / name)
+
+    @property
+    def dagster(self) -> str:
+        return self._sub("dagster")
+
+    @property
+    def raw(self) -> str:
+        return self._sub("raw")
+
+    @property
+    def datasets(self) -> str:
+        return os.environ.get("BATON_DATASETS_URI") or self._sub("datasets")
+
+    @property
+    def mlflow(self) -> str:
+        return self._sub("mlflow")
+
+    @property
+    def incoming(self) -> str:
+        return self._sub("incoming")
+
+    @property
+    def cache(self) -> str:
+        return self._sub("cache")
+
+    @property
+    def checkpoints(self) -> str:
+        return str(Path(self.cache) / "checkpoints")
+
+    def ensure(self) -> BatonHome:
+        """Create every local directory (a remote `datasets` URI is left to its store)."""
+        dirs = [self.dagster, self.raw, self.mlflow, self.incoming, self.cache, self.checkpoints]
+        if "://" not in self.datasets:
+            dirs.append(self.datasets)
+        for d in dirs:
+            Path(d).mkdir(parents=True, exist_ok=True)
+        return self
