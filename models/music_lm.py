@@ -169,7 +169,10 @@ def crop_batches(
         streams = [_shuffled(_cycle(f, f"source {i}"), shuffle_buffer, rng) for i, f in enumerate(sources)]
         songs = (next(streams[int(rng.integers(len(streams)))]) for _ in itertools.count())
     else:
-        chained = lambda: itertools.chain.from_iterable(f() for f in sources)  # noqa: E731
+
+        def chained() -> Iterator[np.ndarray]:
+            return itertools.chain.from_iterable(f() for f in sources)
+
         songs = _shuffled(_cycle(chained, "every source"), shuffle_buffer, rng)
     while True:
         crops = [_crop(next(songs), seq_len + 1, rng) for _ in range(batch_size)]

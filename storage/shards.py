@@ -87,6 +87,8 @@ def _as_table(data: pa.Table | pa.RecordBatch | list[dict], schema: pa.Schema) -
         return pa.Table.from_pylist(data, schema=schema)
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
+    if sorted(data.column_names) != sorted(schema.names):
+        raise ValueError(f"columns {data.column_names} do not match the shard set's schema {schema.names}")
     return data.select(schema.names).cast(schema)
 
 
@@ -175,7 +177,12 @@ class ShardWriter:
         if self.fs.exists(self.final_dir):
             old = _join(self.asset_dir, f".old-{self.partition}-{uuid.uuid4().hex}")
             self.fs.mv(self.final_dir, old, recursive=True)
-        self.fs.mv(self.tmp_dir, self.final_dir, recursive=True)
+        try:
+            self.fs.mv(self.tmp_dir, self.final_dir, recursive=True)
+        except BaseException:
+            if old is not None:
+                self.fs.mv(old, self.final_dir, recursive=True)
+            raise
         if old is not None:
             self.fs.rm(old, recursive=True)
 

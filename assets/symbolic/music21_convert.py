@@ -2,7 +2,8 @@
 
 muspy 0.5.0 ships a music21 bridge, but it calls APIs removed in music21 >= 9
 (``Stream.flat``, positional ``getComposer``), so the conversion lives here.
-Repeats are not expanded: a score converts as written.
+Repeats are expanded, as muspy's MusicXML reader does and as a MIDI file plays,
+so one piece gives the same notes whichever format it came in.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import muspy
-from music21 import instrument, key, meter, stream, tempo
+from music21 import exceptions21, instrument, key, meter, stream, tempo
 
 DEFAULT_QPM = 120.0
 DEFAULT_VELOCITY = 64
@@ -25,6 +26,7 @@ def from_music21(
         if len(scores) != 1:
             raise ValueError(f"an opus must hold exactly one score to convert, not {len(scores)}")
         score = scores[0]
+    score = _expand_repeats(score)
     parts = list(score.parts) if isinstance(score, stream.Score) else []
     if not parts:
         parts = [score]
@@ -37,6 +39,14 @@ def from_music21(
         time_signatures=_time_signatures(flat, resolution),
         tracks=[_track(part, resolution) for part in parts],
     )
+
+
+def _expand_repeats(score: stream.Stream) -> stream.Stream:
+    """Play repeats out; a score whose repeat marks do not nest properly converts as written."""
+    try:
+        return score.expandRepeats()
+    except exceptions21.Music21Exception:
+        return score
 
 
 def _ticks(quarter_length, resolution: int) -> int:

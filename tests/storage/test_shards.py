@@ -133,6 +133,13 @@ def test_empty_write_is_a_valid_shard_set(root):
     assert table.num_rows == 0 and table.schema == schema
 
 
+def test_write_rejects_mismatched_columns(root):
+    with pytest.raises(ValueError, match="do not match"):
+        with ShardWriter(root, "notes", "p", make_table(0).schema) as w:
+            w.write(make_table(2).append_column("extra", pa.array([1, 2])))
+    assert shards.list_partitions(root, "notes") == []
+
+
 def test_missing_partition_is_a_clear_error(root):
     shards.write_table(root, "notes", "a", make_table(1))
     assert shards.read_manifest(root, "notes", "b") is None

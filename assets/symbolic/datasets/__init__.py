@@ -1,0 +1,102 @@
+"""Registry of symbolic datasets: music21 corpus collections, MusPy's remote datasets and user folders.
+
+Name resolution in list_items/get_info: built-in names first, then names registered
+with register_local (in the registry file passed as ``registry_file``, else the one
+named by $BATON_LOCAL_DATASETS), then ``incoming_<batch>`` -> ``<raw_dir>/incoming/<batch>``.
+Remote datasets live under ``<raw_dir>/<name>/`` once downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import local
+from .archives import ChecksumError, DownloadError, download_archive, extracted_dir, is_complete
+from .formats import items_for_file
+from .hymnal import download_hymnal
+from .items import DatasetInfo, ScoreItem
+from .music21_corpus import COLLECTIONS, list_collection
+from .muspy_sources import REMOTE_SOURCES, ArchiveSource, CrawlSource
+
+__all__ = [
+    "ChecksumError",
+    "DatasetInfo",
+    "DownloadError",
+    "ScoreItem",
+    "download",
+    "get_info",
+    "list_datasets",
+    "list_items",
+    "register_local",
+]
+
+
+def _builtin() -> dict[str, DatasetInfo]:
+    """Read at call time, so replacing a REMOTE_SOURCES entry (a mirror, a test server) takes effect."""
+    infos = {name: c.info for name, c in COLLECTIONS.items()}
+    infos.update({name: s.info for name, s in REMOTE_SOURCES.items()})
+    return infos
+
+
+def list_datasets(registry_file: str | Path | None = None) -> list[DatasetInfo]:
+    """Built-in datasets, then registered local folders."""
+    registered = local.load_registry(registry_file)
+    return list(_builtin().values()) + [local.local_info(n, Path(f)) for n, f in sorted(registered.items())]
+
+
+def get_info(name: str, registry_file: str | Path | None = None) -> DatasetInfo:
+    builtin = _builtin()
+    if name in builtin:
+        return builtin[name]
+    registered = local.load_registry(registry_file)
+    if name in registered:
+        return local.local_info(name, Path(registered[name]))
+    if name.startswith(local.INCOMING_PREFIX):
+        return local.local_info(name, Path("incoming") / name.removeprefix(local.INCOMING_PREFIX))
+    known = ", ".join(sorted(builtin) + sorted(registered))
+    raise KeyError(f"unknown dataset {name!r}; known datasets: {known} (or incoming_<batch>)")
+
+
+def list_items(name: str, raw_dir: str | Path, registry_file: str | Path | None = None) -> list[ScoreItem]:
+    """Every score item of a dataset, sorted by item_id."""
+    info = get_info(name, registry_file)
+    if info.kind == "music21":
+        items = list_collection(name)
+    elif info.kind == "remote":
+        items = _list_remote(REMOTE_SOURCES[name], raw_dir)
+    else:
+        folder = local.load_registry(registry_file).get(name) or local.incoming_folder(name, raw_dir)
+        items = local.list_folder(name, folder)
+    return sorted(items, key=lambda item: item.item_id)
+
+
+def download(name: str, raw_dir: str | Path, progress: bool = True) -> str:
+    """Fetch a remote dataset into `<raw_dir>/<name>/extracted` (idempotent) and return that folder."""
+    if get_info(name).kind != "remote":
+        raise ValueError(f"dataset {name!r} is not remote; nothing to download")
+    source = REMOTE_SOURCES[name]
+    if isinstance(source, CrawlSource):
+        return str(download_hymnal(source, raw_dir, progress))
+    return str(download_archive(source, raw_dir, progress))
+
+
+def register_local(name: str, folder: str | Path, registry_file: str | Path) -> None:
+    """Make `folder` listable as dataset `name`; the mapping persists in `registry_file` (JSON)."""
+    local.register_local(name, folder, registry_file, reserved=set(_builtin()))
+
+
+def _list_remote(source: ArchiveSource | CrawlSource, raw_dir: str | Path) -> list[ScoreItem]:
+    name = source.info.name
+    if not is_complete(raw_dir, name):
+        raise FileNotFoundError(
+            f"dataset {name} is not downloaded under {Path(raw_dir) / name}; run `baton datasets download {name}`"
+        )
+    root = extracted_dir(raw_dir, name)
+    return [
+        item
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        and path.suffix.lower() in source.suffixes
+        and not any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(root).parts)
+        for item in items_for_file(name, root, path)
+    ]

@@ -1,0 +1,205 @@
+"""MLflow tracking and model registry helpers, plus the Dagster resource that wraps them.
+
+Model versions point at a run's artifact directory (a state_dict plus a config JSON),
+not at an MLflow-flavoured model, so they are created with `create_model_version`
+and resolved by alias (MLflow 3: aliases, not stages).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from storage.home import REPO_ROOT, BatonHome
+
+GIT_SHA_TAG = "mlflow.source.git.commit"
+RUN_ID_TAG = "dagster.run_id"
+ASSET_KEY_TAG = "dagster.asset_key"
+PARTITION_TAG = "dagster.partition_key"
+
+
+def default_tracking_uri(home: BatonHome) -> str:
+    return f"sqlite:///{Path(home.mlflow) / 'mlflow.db'}"
+
+
+def default_artifact_root(home: BatonHome) -> str:
+    return str(Path(home.mlflow) / "artifacts")
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def git_sha(cwd: str | Path = REPO_ROOT) -> str:
+    """The checkout's HEAD commit, or "unknown" outside a git repository (or before the first commit)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_root: str) -> str:
+    """Experiment id, creating it with `artifact_root` as artifact location ("" = the server's default)."""
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root or None)
+
+
+@contextmanager
+def start_run(
+    tracking_uri: str, experiment: str, artifact_root: str, run_name: str, tags: dict[str, str]
+) -> Iterator[mlflow.ActiveRun]:
+    """An active fluent run (so `mlflow.log_*` works inside), always tagged with the git sha."""
+    experiment_id = ensure_experiment(tracking_uri, experiment, artifact_root)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={GIT_SHA_TAG: git_sha(), **tags}) as run:
+        yield run
+
+
+def register_version(
+    tracking_uri: str,
+    name: str,
+    run_id: str,
+    artifact_path: str,
+    alias: str = "candidate",
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Register the run's artifact directory `artifact_path` as a new version of `name` and alias it."""
+    client = _client(tracking_uri)
+    try:
+        client.get_registered_model(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(name)
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path.strip('/')}"
+    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags or {})
+    client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
+    _client(tracking_uri).set_registered_model_alias(name, alias, version)
+
+
+def get_alias_version(tracking_uri: str, name: str, alias: str) -> ModelVersion | None:
+    """The version `name@alias` points at; None when the model or the alias does not exist."""
+    client = _client(tracking_uri)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    if alias not in model.aliases:
+        return None
+    return client.get_model_version(name, model.aliases[alias])
+
+
+def download_version(tracking_uri: str, name: str, alias: str, dst: str) -> str:
+    """Local directory holding the artifacts of `models:/<name>@<alias>`."""
+    version = get_alias_version(tracking_uri, name, alias)
+    if version is None:
+        raise LookupError(
+            f"no registered model {name!r} with alias {alias!r}; "
+            f"materialize the assets that train and evaluate {name!r} first"
+        )
+    Path(dst).mkdir(parents=True, exist_ok=True)
+    return mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=dst, tracking_uri=tracking_uri)
+
+
+def metric_of(tracking_uri: str, version: ModelVersion, key: str) -> float | None:
+    """Latest value of metric `key` on the run that produced `version` (to compare candidate and champion)."""
+    return _client(tracking_uri).get_run(version.run_id).data.metrics.get(key)
+
+
+def promote_if_better(
+    tracking_uri: str, name: str, version: ModelVersion, metric: str, lower_is_better: bool = True
+) -> bool:
+    """Move `champion` to `version` when its run's metric beats the champion's (or there is none)."""
+    champion = get_alias_version(tracking_uri, name, "champion")
+    new = metric_of(tracking_uri, version, metric)
+    if new is None:
+        return False
+    if champion is not None and str(champion.version) != str(version.version):
+        old = metric_of(tracking_uri, champion, metric)
+        if old is not None and (new >= old if lower_is_better else new <= old):
+            return False
+    set_alias(tracking_uri, name, "champion", str(version.version))
+    return True
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow for assets: empty settings fall back to the BATON_HOME sqlite store and artifact directory."""
+
+    tracking_uri: str = ""
+    experiment: str = "baton"
+    artifact_root: str = ""
+    ui_url: str = "http://127.0.0.1:5000"
+
+    @property
+    def uri(self) -> str:
+        return self.tracking_uri or default_tracking_uri(BatonHome.from_env().ensure())
+
+    @property
+    def artifacts(self) -> str:
+        """Artifact root; a remote http(s) server keeps its own default unless one is configured."""
+        if self.artifact_root or self.uri.startswith(("http://", "https://")):
+            return self.artifact_root
+        return default_artifact_root(BatonHome.from_env())
+
+    @contextmanager
+    def run(
+        self, context: dg.AssetExecutionContext | dg.OpExecutionContext, run_name: str | None = None
+    ) -> Iterator[mlflow.ActiveRun]:
+        """An MLflow run tagged with the Dagster run id, asset key(s), partition key and git sha."""
+        keys = sorted(k.to_user_string() for k in context.selected_asset_keys)
+        tags = {RUN_ID_TAG: context.run_id, ASSET_KEY_TAG: ",".join(keys)}
+        partition = context.partition_key if context.has_partition_key else None
+        if partition is not None:
+            tags[PARTITION_TAG] = partition
+        name = run_name or ",".join(keys) + (f"[{partition}]" if partition is not None else "")
+        with start_run(self.uri, self.experiment, self.artifacts, name, tags) as active:
+            yield active
+
+    def run_url(self, run: mlflow.ActiveRun) -> str:
+        """Link to the run in the MLflow UI: absolute for an http(s) server, else relative to the UI root."""
+        fragment = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        base = self.uri if self.uri.startswith(("http://", "https://")) else self.ui_url
+        return f"{base.rstrip('/')}/{fragment}"
+
+    def register(
+        self, name: str, run_id: str, artifact_path: str, alias: str = "candidate", tags: dict[str, str] | None = None
+    ) -> str:
+        return register_version(self.uri, name, run_id, artifact_path, alias, tags)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        set_alias(self.uri, name, alias, version)
+
+    def get_alias_version(self, name: str, alias: str) -> ModelVersion | None:
+        return get_alias_version(self.uri, name, alias)
+
+    def download(self, name: str, alias: str, dst: str) -> str:
+        return download_version(self.uri, name, alias, dst)
+
+    def metric_of(self, version: ModelVersion, key: str) -> float | None:
+        return metric_of(self.uri, version, key)
+
+    def promote_if_better(self, name: str, version: ModelVersion, metric: str, lower_is_better: bool = True) -> bool:
+        return promote_if_better(self.uri, name, version, metric, lower_is_better)

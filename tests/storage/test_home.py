@@ -1,0 +1,30 @@
+from pathlib import Path
+
+from storage.home import REPO_ROOT, BatonHome
+
+
+def test_default_home_is_in_the_checkout(monkeypatch):
+    monkeypatch.delenv("BATON_HOME", raising=False)
+    monkeypatch.delenv("BATON_DATASETS_URI", raising=False)
+    home = BatonHome.from_env()
+    assert home.root == str(REPO_ROOT / ".baton")
+    assert (REPO_ROOT / "storage" / "home.py").exists()
+
+
+def test_layout_and_ensure(tmp_path, monkeypatch):
+    monkeypatch.setenv("BATON_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("BATON_DATASETS_URI", raising=False)
+    home = BatonHome.from_env().ensure()
+    root = tmp_path / "home"
+    assert home.checkpoints == str(root / "cache" / "checkpoints")
+    for name in ["dagster", "raw", "datasets", "mlflow", "incoming", "cache", "cache/checkpoints"]:
+        assert (root / name).is_dir(), name
+    assert home.datasets == str(root / "datasets")
+
+
+def test_datasets_uri_override_is_not_created_locally(tmp_path, monkeypatch):
+    monkeypatch.setenv("BATON_DATASETS_URI", "memory://bucket/datasets")
+    home = BatonHome(str(tmp_path)).ensure()
+    assert home.datasets == "memory://bucket/datasets"
+    assert not (tmp_path / "datasets").exists()
+    assert Path(home.mlflow).is_dir()

@@ -1,0 +1,140 @@
+import json
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from storage import tracking
+from storage.tracking import MlflowResource
+
+
+@pytest.fixture
+def uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+
+
+def _train(uri: str, artifacts: str, tmp_path: Path, loss: float, tag: str) -> str:
+    model_dir = tmp_path / f"model-{tag}"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps({"tag": tag}))
+    (model_dir / "weights.bin").write_bytes(tag.encode() * 4)
+    with tracking.start_run(uri, "baton", artifacts, f"run-{tag}", {"dagster.asset_key": "music_lm"}) as run:
+        mlflow.log_metric("loss", loss + 1.0, step=0)
+        mlflow.log_metric("loss", loss, step=1)
+        mlflow.log_artifacts(str(model_dir), artifact_path="model")
+    return run.info.run_id
+
+
+def test_registry_lifecycle(tmp_path: Path, uri: str):
+    artifacts = str(tmp_path / "artifacts")
+    first = _train(uri, artifacts, tmp_path, 0.5, "one")
+    second = _train(uri, artifacts, tmp_path, 0.7, "two")
+
+    run = MlflowClient(uri).get_run(first)
+    assert run.data.tags["dagster.asset_key"] == "music_lm"
+    assert run.data.tags[tracking.GIT_SHA_TAG] == tracking.git_sha()
+    assert run.info.artifact_uri.startswith(artifacts)
+
+    assert tracking.register_version(uri, "music_lm", first, "model") == "1"
+    assert str(tracking.get_alias_version(uri, "music_lm", "candidate").version) == "1"
+    assert tracking.register_version(uri, "music_lm", second, "model", tags={"dataset": "jsb"}) == "2"
+    candidate = tracking.get_alias_version(uri, "music_lm", "candidate")
+    assert str(candidate.version) == "2" and candidate.run_id == second and candidate.tags == {"dataset": "jsb"}
+
+    assert tracking.get_alias_version(uri, "music_lm", "champion") is None
+    tracking.set_alias(uri, "music_lm", "champion", "1")
+    champion = tracking.get_alias_version(uri, "music_lm", "champion")
+    assert str(champion.version) == "1"
+    assert tracking.metric_of(uri, champion, "loss") == 0.5
+    assert tracking.metric_of(uri, candidate, "loss") == 0.7
+    assert tracking.metric_of(uri, champion, "absent") is None
+
+    local = Path(tracking.download_version(uri, "music_lm", "champion", str(tmp_path / "dl")))
+    assert sorted(p.name for p in local.iterdir()) == ["config.json", "weights.bin"]
+    assert json.loads((local / "config.json").read_text()) == {"tag": "one"}
+
+
+def test_missing_model_or_alias(tmp_path: Path, uri: str):
+    assert tracking.get_alias_version(uri, "nothing", "champion") is None
+    with pytest.raises(LookupError, match="no registered model 'nothing' with alias 'champion'; materialize"):
+        tracking.download_version(uri, "nothing", "champion", str(tmp_path / "dl"))
+
+
+def test_git_sha(tmp_path: Path):
+    assert tracking.git_sha(tmp_path) == "unknown"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert tracking.git_sha(tmp_path) == head and len(head) == 40
+
+
+def test_resource_tags_runs_and_registers(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("BATON_HOME", str(tmp_path / "home"))
+
+    @dg.asset(partitions_def=dg.StaticPartitionsDefinition(["jsb"]))
+    def music_lm(context: dg.AssetExecutionContext, mlflow_res: MlflowResource) -> dg.MaterializeResult:
+        with mlflow_res.run(context) as run:
+            mlflow.log_metric("perplexity", 3.0)
+            weights = tmp_path / "weights"
+            weights.mkdir()
+            (weights / "config.json").write_text("{}")
+            mlflow.log_artifacts(str(weights), artifact_path="model")
+        version = mlflow_res.register("music_lm", run.info.run_id, "model")
+        return dg.MaterializeResult(
+            metadata={"mlflow_run": mlflow_res.run_url(run), "run_id": run.info.run_id, "version": version}
+        )
+
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        result = dg.materialize(
+            [music_lm], partition_key="jsb", resources={"mlflow_res": MlflowResource()}, instance=instance
+        )
+    meta = result.asset_materializations_for_node("music_lm")[0].metadata
+    run_id = meta["run_id"].value
+
+    res = MlflowResource()
+    assert res.uri == f"sqlite:///{tmp_path / 'home' / 'mlflow' / 'mlflow.db'}"
+    run = MlflowClient(res.uri).get_run(run_id)
+    assert run.info.run_name == "music_lm[jsb]"
+    assert run.data.metrics == {"perplexity": 3.0}
+    assert run.data.tags[tracking.RUN_ID_TAG] == result.run_id
+    assert run.data.tags[tracking.ASSET_KEY_TAG] == "music_lm"
+    assert run.data.tags[tracking.PARTITION_TAG] == "jsb"
+    assert tracking.GIT_SHA_TAG in run.data.tags
+    assert run.info.artifact_uri.startswith(str(tmp_path / "home" / "mlflow" / "artifacts"))
+    assert meta["mlflow_run"].value == f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    assert meta["version"].value == "1"
+
+    assert res.get_alias_version("music_lm", "candidate").run_id == run_id
+    res.set_alias("music_lm", "champion", "1")
+    assert res.metric_of(res.get_alias_version("music_lm", "champion"), "perplexity") == 3.0
+    assert (Path(res.download("music_lm", "champion", str(tmp_path / "dl"))) / "config.json").exists()
+
+
+def test_run_url_is_absolute_for_a_server(tmp_path: Path, uri: str):
+    with tracking.start_run(uri, "baton", str(tmp_path / "artifacts"), "r", {}) as run:
+        pass
+    res = MlflowResource(tracking_uri="http://127.0.0.1:5000/")
+    assert res.run_url(run) == f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert res.artifacts == ""
+
+
+def test_promote_if_better_moves_champion_only_on_improvement(tmp_path: Path, uri: str):
+    art = str(tmp_path / "artifacts")
+    versions = []
+    for ppl in (5.0, 7.0, 4.0):
+        with tracking.start_run(uri, "baton", art, "r", {}) as run:
+            mlflow.log_metric("test_perplexity", ppl)
+            model_dir = tmp_path / f"m{ppl}"
+            model_dir.mkdir()
+            (model_dir / "config.json").write_text("{}")
+            mlflow.log_artifacts(str(model_dir), "model")
+        tracking.register_version(uri, "lm", run.info.run_id, "model")
+        versions.append(tracking.get_alias_version(uri, "lm", "candidate"))
+    promoted = [tracking.promote_if_better(uri, "lm", v, "test_perplexity") for v in versions]
+    assert promoted == [True, False, True]
+    assert str(tracking.get_alias_version(uri, "lm", "champion").version) == "3"
