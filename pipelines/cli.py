@@ -112,7 +112,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     home = BatonHome.from_env().ensure()
     if args.action == "list":
-        for info in datasets.list_datasets():
+        for info in datasets.list_datasets(home.local_datasets):
             print(f"{info.name:22} {info.kind:8} {info.title}")
     elif args.action == "download":
         print(datasets.download(args.name, home.raw))

@@ -1,6 +1,5 @@
 """The one Dagster code location (workspace.yaml loads `defs` from here)."""
 
-from __future__ import annotations
 
 import dagster as dg
 

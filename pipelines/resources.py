@@ -1,6 +1,5 @@
 """Dagster resources shared by every lineage branch."""
 
-from __future__ import annotations
 
 import dagster as dg
 

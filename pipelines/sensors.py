@@ -1,6 +1,5 @@
 """Files dropped into <home>/incoming/scores/ become a dataset partition and are ingested."""
 
-from __future__ import annotations
 
 import os
 import shutil

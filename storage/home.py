@@ -50,6 +50,11 @@ class BatonHome:
     def checkpoints(self) -> str:
         return str(Path(self.cache) / "checkpoints")
 
+    @property
+    def local_datasets(self) -> str:
+        """JSON registry of the user's own score folders (`baton datasets add-local`)."""
+        return os.path.join(self.root, "local_datasets.json")
+
     def ensure(self) -> BatonHome:
         """Create every local directory (a remote `datasets` URI is left to its store)."""
         dirs = [self.dagster, self.raw, self.mlflow, self.incoming, self.cache, self.checkpoints]

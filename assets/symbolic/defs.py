@@ -1,6 +1,5 @@
 """Dagster wiring of the symbolic lineage: config, partitions, metadata and checks only."""
 
-from __future__ import annotations
 
 import io
 import os
@@ -15,7 +14,7 @@ from tqdm import tqdm
 
 from assets.symbolic import events, ingest, language_model, stats, tables
 from assets.symbolic.datasets import list_items
-from models import music_lm
+from models import music_lm as lm
 from pipelines.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from pipelines.resources import HomeResource, QualityGates
 from storage import shards
@@ -30,7 +29,7 @@ CODE_VERSION = "1"
 @dg.asset(partitions_def=DATASETS, group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
 def score_files(context: dg.AssetExecutionContext, home: HomeResource) -> pd.DataFrame:
     """The score files of one dataset: a music21-corpus collection, a downloaded or a local folder."""
-    items = list_items(context.partition_key, home.home.raw)
+    items = list_items(context.partition_key, home.home.raw, home.home.local_datasets)
     frame = pd.DataFrame([asdict(item) for item in items], columns=["dataset", "item_id", "path", "format", "number"])
     context.add_output_metadata(
         {"items": len(frame), "formats": dg.MetadataValue.json(frame["format"].value_counts().to_dict())}
@@ -218,13 +217,13 @@ class MusicLMConfig(dg.Config):
     datasets: list[str] = []
 
 
-def lm_config(config: MusicLMConfig) -> music_lm.LMConfig:
+def lm_config(config: MusicLMConfig) -> lm.LMConfig:
     smoke = config.profile == "smoke"
     if config.profile not in ("smoke", "paper"):
         raise dg.Failure(f"unknown profile {config.profile!r}: use 'smoke' or 'paper'")
     steps = config.smoke_steps if smoke else config.paper_steps
     every = max(1, steps // 3) if smoke else 250
-    return music_lm.LMConfig(
+    return lm.LMConfig(
         arch=config.arch,
         vocab_size=events.VOCAB_SIZE,
         embedding_dim=config.embedding_dim,
@@ -247,7 +246,9 @@ def registry_name(training_set: str) -> str:
 
 
 def log_step(metrics: dict[str, float], step: int) -> None:
-    mlflow.log_metrics(metrics, step=step)
+    """Every 10th training step and every evaluation: per-step writes would dominate a CPU run."""
+    if step % 10 == 0 or "val_loss" in metrics:
+        mlflow.log_metrics(metrics, step=step)
 
 
 def train_and_register(
@@ -273,14 +274,14 @@ def train_and_register(
         model, result = language_model.train_on(root, datasets, cfg, ckpt_dir, log_step, stratified)
         device = next(model.parameters()).device
         tests = {
-            d: music_lm.evaluate(model, language_model.sequence_source(root, d, "test")(), cfg.seq_len, device)
+            d: lm.evaluate(model, language_model.sequence_source(root, d, "test")(), cfg.seq_len, device)
             for d in datasets
         }
         test_loss = sum(t["loss"] * t["tokens"] for t in tests.values()) / max(1, sum(t["tokens"] for t in tests.values()))
         test_ppl = float(torch.tensor(test_loss).exp())
         mlflow.log_metrics({"test_perplexity": test_ppl, "steps": result.steps, "best_step": result.best_step})
         model_dir = os.path.join(ckpt_dir, "model")
-        music_lm.save_model(model, cfg, model_dir)
+        lm.save_model(model, cfg, model_dir)
         mlflow.log_artifacts(model_dir, "model")
         version = tracking.register(registry_name(training_set), run.info.run_id, "model")
     return dg.MaterializeResult(
@@ -361,11 +362,11 @@ def cross_dataset_perplexity(
             context.log.warning(f"no {registry_name(name)}@{config.alias}; leaving it out of the matrix")
             continue
         model_dir = tracking.download(registry_name(name), config.alias, os.path.join(home.home.cache, "models", name))
-        models[name], _ = music_lm.load_model(model_dir, device)
+        models[name], _ = lm.load_model(model_dir, device)
         versions[name] = version
     if not models:
         raise dg.Failure("no music_lm model is registered yet: materialize music_lm first")
-    seq_len = music_lm.load_model(model_dir, device)[1].seq_len
+    seq_len = lm.load_model(model_dir, device)[1].seq_len
     matrix = language_model.perplexity_matrix(root, models, datasets, seq_len, device)
     png = language_model.heatmap_png(matrix)
     promoted = []

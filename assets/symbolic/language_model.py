@@ -38,14 +38,6 @@ def sequence_source(datasets_root: str, dataset: str, split: str) -> Callable[[]
     return stream
 
 
-def chained(sources: Sequence[Callable[[], Iterable[np.ndarray]]]) -> Callable[[], Iterable[np.ndarray]]:
-    def stream() -> Iterable[np.ndarray]:
-        for source in sources:
-            yield from source()
-
-    return stream
-
-
 def train_on(
     datasets_root: str,
     datasets: Sequence[str],
@@ -57,7 +49,12 @@ def train_on(
 ) -> tuple[torch.nn.Module, music_lm.TrainResult]:
     """Train one model on the train splits of `datasets`, early-stopped on their valid splits."""
     train_sources = [sequence_source(datasets_root, d, "train") for d in datasets]
-    valid = chained([sequence_source(datasets_root, d, "valid") for d in datasets])
+    valid_sources = [sequence_source(datasets_root, d, "valid") for d in datasets]
+
+    def valid() -> Iterable[np.ndarray]:
+        for source in valid_sources:
+            yield from source()
+
     batches = music_lm.crop_batches(train_sources, cfg.seq_len, cfg.batch_size, cfg.seed, stratified=stratified)
     return music_lm.train(cfg, batches, valid, ckpt_dir, log, progress=progress)
 

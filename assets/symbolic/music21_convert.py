@@ -11,26 +11,24 @@ from __future__ import annotations
 from fractions import Fraction
 
 import muspy
-from music21 import exceptions21, instrument, key, meter, stream, tempo
+from music21 import bar, chord, exceptions21, instrument, key, meter, note, repeat, stream, tempo
 
 DEFAULT_QPM = 120.0
 DEFAULT_VELOCITY = 64
 
 
-def from_music21(
-    score: stream.Score | stream.Part | stream.Opus, resolution: int = 24
-) -> muspy.Music:
+def from_music21(score: stream.Score | stream.Part | stream.Opus, resolution: int = 24) -> muspy.Music:
     """Convert a music21 score, part or single-score opus to muspy at `resolution` ticks per quarter."""
     if isinstance(score, stream.Opus):
         scores = list(score.scores)
         if len(scores) != 1:
             raise ValueError(f"an opus must hold exactly one score to convert, not {len(scores)}")
         score = scores[0]
-    score = _expand_repeats(score)
-    parts = list(score.parts) if isinstance(score, stream.Score) else []
+    played = _expand_repeats(score)
+    parts = list(played.parts) if isinstance(played, stream.Score) else []
     if not parts:
-        parts = [score]
-    flat = score.flatten()
+        parts = [played]
+    flat = played.flatten()
     return muspy.Music(
         metadata=_metadata(score),
         resolution=resolution,
@@ -42,7 +40,12 @@ def from_music21(
 
 
 def _expand_repeats(score: stream.Stream) -> stream.Stream:
-    """Play repeats out; a score whose repeat marks do not nest properly converts as written."""
+    """Play repeats out; a score whose repeat marks do not nest properly converts as written.
+
+    Expansion deep-copies the score, so scores without repeat marks skip it.
+    """
+    if not score.recurse().getElementsByClass((bar.Repeat, repeat.RepeatExpression)).first():
+        return score
     try:
         return score.expandRepeats()
     except exceptions21.Music21Exception:
@@ -64,24 +67,50 @@ def _metadata(score: stream.Stream) -> muspy.Metadata:
 
 def _track(part: stream.Stream, resolution: int) -> muspy.Track:
     inst = part.getInstrument(returnDefault=False)
-    name = getattr(part, "partName", None) or (inst.partName or inst.instrumentName if inst else None)
+    name = getattr(part, "partName", None) or ((inst.partName or inst.instrumentName) if inst else None)
     program = inst.midiProgram if inst is not None and inst.midiProgram is not None else 0
-    is_drum = isinstance(inst, instrument.UnpitchedPercussion) or (
-        inst is not None and inst.midiChannel == 9
-    )
-    notes = []
-    for element in part.stripTies().flatten().notes:
+    is_drum = isinstance(inst, instrument.UnpitchedPercussion) or getattr(inst, "midiChannel", None) == 9
+    notes = sorted(_notes(part, resolution), key=lambda n: (n.time, n.pitch, n.duration))
+    return muspy.Track(program=program, is_drum=is_drum, name=name, notes=notes)
+
+
+def _notes(part: stream.Stream, resolution: int) -> list[muspy.Note]:
+    """Sounding notes with ties merged and chords expanded; grace notes skipped.
+
+    Ties are merged in one pass per pitch; music21's stripTies does the same but
+    takes quadratic time, minutes on a long quartet movement.
+    """
+    notes: list[muspy.Note] = []
+    open_ties: dict[int, muspy.Note] = {}
+    for element in part.flatten().notes:
         if element.duration.isGrace:
             continue
         start = _ticks(element.offset, resolution)
         end = _ticks(element.offset + element.quarterLength, resolution)
         velocity = element.volume.velocity
         velocity = DEFAULT_VELOCITY if velocity is None else min(127, max(0, round(velocity)))
-        for pitch in getattr(element, "pitches", ()):
-            if 0 <= pitch.midi <= 127:
-                notes.append(muspy.Note(time=start, pitch=pitch.midi, duration=max(1, end - start), velocity=velocity))
-    notes.sort(key=lambda n: (n.time, n.pitch, n.duration))
-    return muspy.Track(program=program, is_drum=is_drum, name=name, notes=notes)
+        for pitch, tie in _pitches(element):
+            held = open_ties.pop(pitch, None)
+            tie_type = tie.type if tie is not None else None
+            if held is not None and tie_type in ("stop", "continue"):
+                held.duration = max(1, end - held.time)
+            else:
+                held = muspy.Note(time=start, pitch=pitch, duration=max(1, end - start), velocity=velocity)
+                notes.append(held)
+            if tie_type in ("start", "continue"):
+                open_ties[pitch] = held
+    return notes
+
+
+def _pitches(element: note.NotRest) -> list[tuple[int, object]]:
+    """(MIDI pitch, tie) of each sounding pitch; unpitched percussion has none."""
+    if isinstance(element, note.Note):
+        sounding = [(element.pitch, element.tie)]
+    elif isinstance(element, chord.Chord):
+        sounding = [(n.pitch, n.tie or element.tie) for n in element.notes]
+    else:
+        return []
+    return [(p.midi, tie) for p, tie in sounding if 0 <= p.midi <= 127]
 
 
 def _tempos(flat: stream.Stream, resolution: int) -> list[muspy.Tempo]:

@@ -40,7 +40,9 @@ def read_item(item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000
     try:
         music = parser(item, resolution)
     except Exception as error:  # parsers raise anything on bad input; all of it is a reject
-        raise RejectError("parse", type(error).__name__, f"cannot parse {item.item_id}: {error}") from error
+        raise RejectError(
+            "parse", type(error).__name__, f"cannot parse {item.item_id}: {type(error).__name__}: {error}"
+        ) from error
     music.adjust_resolution(resolution)
     music.metadata = music.metadata or muspy.Metadata()
     music.metadata.source_filename = path.name

@@ -41,7 +41,7 @@ def _builtin() -> dict[str, DatasetInfo]:
 def list_datasets(registry_file: str | Path | None = None) -> list[DatasetInfo]:
     """Built-in datasets, then registered local folders."""
     registered = local.load_registry(registry_file)
-    return list(_builtin().values()) + [local.local_info(n, Path(f)) for n, f in sorted(registered.items())]
+    return list(_builtin().values()) + [local.local_info(n, f) for n, f in sorted(registered.items())]
 
 
 def get_info(name: str, registry_file: str | Path | None = None) -> DatasetInfo:
@@ -50,9 +50,9 @@ def get_info(name: str, registry_file: str | Path | None = None) -> DatasetInfo:
         return builtin[name]
     registered = local.load_registry(registry_file)
     if name in registered:
-        return local.local_info(name, Path(registered[name]))
+        return local.local_info(name, registered[name])
     if name.startswith(local.INCOMING_PREFIX):
-        return local.local_info(name, Path("incoming") / name.removeprefix(local.INCOMING_PREFIX))
+        return local.local_info(name, f"<raw_dir>/incoming/{name.removeprefix(local.INCOMING_PREFIX)}")
     known = ", ".join(sorted(builtin) + sorted(registered))
     raise KeyError(f"unknown dataset {name!r}; known datasets: {known} (or incoming_<batch>)")
 

@@ -54,8 +54,8 @@ def register_local(name: str, folder: str | Path, registry_file: str | Path, res
     tmp.replace(path)
 
 
-def local_info(name: str, folder: Path) -> DatasetInfo:
-    return DatasetInfo(name, name, "local", f"files under {folder}", "unknown (user files)", folder.as_uri())
+def local_info(name: str, location: str) -> DatasetInfo:
+    return DatasetInfo(name, name, "local", f"files under {location}", "unknown (user files)", location)
 
 
 def incoming_folder(name: str, raw_dir: str | Path) -> Path:

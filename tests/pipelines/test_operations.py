@@ -1,0 +1,65 @@
+"""The sensor, the schedule and the code location as the UI loads them."""
+
+import os
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+import pyarrow as pa
+
+from assets.symbolic import tables
+from pipelines import definitions, sensors
+from pipelines.definitions import build_defs
+from pipelines.resources import HomeResource
+from pipelines.schedules import weekly_music_lm_retrain
+from storage import shards
+
+
+def test_code_location_loads():
+    dg.Definitions.validate_loadable(definitions.defs)
+    job_names = {job.name for job in definitions.defs.resolve_all_job_defs()}
+    assert {"symbolic_dataset", "ingest_scores_job", "music_lm_retrain", "cross_dataset_perplexity_job"} <= job_names
+
+
+def test_incoming_sensor_claims_settled_files(home):
+    incoming = os.path.join(home.incoming, "scores")
+    os.makedirs(os.path.join(incoming, "sub"))
+    old, fresh = os.path.join(incoming, "sub", "a.mid"), os.path.join(incoming, "b.mid")
+    for path in (old, fresh):
+        with open(path, "wb") as f:
+            f.write(b"MThd")
+    past = time.time() - 60
+    os.utime(old, (past, past))
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"home": HomeResource(root=home.root)})
+        result = sensors.incoming_scores_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        (request,) = result.run_requests
+        key = request.partition_key
+        assert key.startswith("incoming_")
+        assert result.dynamic_partitions_requests[0].partition_keys == [key]
+        batch = key.removeprefix("incoming_")
+        assert os.path.exists(os.path.join(home.raw, "incoming", batch, "sub", "a.mid"))
+        assert not os.path.exists(old) and os.path.exists(fresh)  # the fresh file waits for the next tick
+
+        os.remove(fresh)
+        assert isinstance(sensors.incoming_scores_sensor(context), dg.SkipReason)
+
+
+def test_weekly_retraining_schedule(home):
+    defs = build_defs(home)
+    schedule = defs.get_schedule_def("weekly_music_lm_retrain")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    empty = pa.Table.from_pylist([], schema=tables.EVENTS)
+    shards.write_table(home.datasets, "event_sequences", "jsb", empty)
+    shards.write_table(home.datasets, "event_sequences", "orphan", empty)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            resources={"home": HomeResource(root=home.root)},
+            scheduled_execution_time=datetime(2026, 11, 23, 3, tzinfo=timezone.utc),
+        )
+        assert isinstance(weekly_music_lm_retrain(context), dg.SkipReason)
+        instance.add_dynamic_partitions("datasets", ["jsb"])
+        requests = weekly_music_lm_retrain(context)
+        assert [(r.partition_key, r.run_key) for r in requests] == [("jsb", "jsb-20261123")]
