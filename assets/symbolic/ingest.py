@@ -150,7 +150,8 @@ def parse_item(item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_00
 
 
 def _reject(item: ScoreItem, stage: str, error: BaseException) -> Reject:
-    return Reject(item.dataset, item.item_id, stage, type(error).__name__, str(error)[:2000] or repr(error))
+    error_type = getattr(error, "error_type", type(error).__name__)
+    return Reject(item.dataset, item.item_id, stage, error_type, str(error)[:2000] or repr(error))
 
 
 def default_workers() -> int:

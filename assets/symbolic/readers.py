@@ -13,8 +13,8 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-import muspy
 import music21
+import muspy
 
 from .datasets import ScoreItem
 from .datasets.formats import abc_tune_text, read_abc_lines

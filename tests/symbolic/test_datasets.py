@@ -13,7 +13,7 @@ import pytest
 
 from assets.symbolic import datasets
 from assets.symbolic.datasets import ChecksumError, DownloadError, ScoreItem, muspy_sources
-from assets.symbolic.datasets.music21_corpus import COLLECTIONS, CORPUS_DIR
+from assets.symbolic.datasets.music21_corpus import COLLECTIONS
 from assets.symbolic.readers import read_item
 
 from .conftest import ABC_TWO_TUNES, KERN, write_midi

@@ -2,7 +2,7 @@ import os
 
 import music21
 import pytest
-from music21 import bar, chord, instrument, key, meter, metadata, note, stream, tempo
+from music21 import bar, chord, instrument, key, metadata, meter, note, stream, tempo
 
 from assets.symbolic import datasets
 from assets.symbolic.datasets.formats import abc_tune_text
@@ -100,11 +100,14 @@ def test_ties_merge_chords_expand_and_grace_notes_vanish():
 def test_repeats_are_played_out():
     part = stream.Part()
     for pitch in ("C4", "D4"):
-        measure = stream.Measure([meter.TimeSignature("1/4"), note.Note(pitch)] if pitch == "C4" else [note.Note(pitch)])
-        part.append(measure)
+        part.append(stream.Measure([note.Note(pitch)]))
+    part.getElementsByClass(stream.Measure)[0].insert(0, meter.TimeSignature("1/4"))
     part.getElementsByClass(stream.Measure)[1].rightBarline = bar.Repeat(direction="end")
-    music = from_music21(stream.Score([part]), resolution=1)
+    score = stream.Score([part])
+    score.insert(0, metadata.Metadata(title="Loop"))
+    music = from_music21(score, resolution=1)
     assert [(n.time, n.pitch) for n in music.tracks[0].notes] == [(0, 60), (1, 62), (2, 60), (3, 62)]
+    assert music.metadata.title == "Loop"
 
 
 def test_score_level_information():

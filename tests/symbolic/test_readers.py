@@ -77,7 +77,7 @@ def test_musicxml_reader_matches_the_music21_path_on_chorales(chorale):
 def test_musicxml_falls_back_to_music21_when_muspy_rejects_the_file():
     """Trecento files lack instrument ids that muspy's reader insists on."""
     item = datasets.list_items("trecento", "/nonexistent")[0]
-    with pytest.raises(Exception):
+    with pytest.raises(muspy.MusicXMLError):
         muspy.read_musicxml(item.path)
     assert _notes(read_item(item))
 

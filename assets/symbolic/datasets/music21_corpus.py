@@ -30,7 +30,9 @@ class Collection:
     exclude: frozenset[str] = frozenset()  # file names to leave out
 
 
-def _collection(name: str, title: str, description: str, folder: str, *patterns: str, exclude=()) -> Collection:
+def _collection(
+    name: str, title: str, description: str, folder: str, *patterns: str, exclude: tuple[str, ...] = ()
+) -> Collection:
     info = DatasetInfo(name, title, "music21", description, _LICENSE, _HOME)
     return Collection(info, folder, patterns, frozenset(exclude))
 
@@ -42,12 +44,16 @@ COLLECTIONS: dict[str, Collection] = {
             "bach_chorales", "Bach chorales", "J.S. Bach's four-part chorale harmonizations (MusicXML).",
             "bach", "bwv*.mxl", "bwv*.xml", exclude=("bwv846.mxl",),
         ),
-        _collection("palestrina", "Palestrina masses", "Palestrina's mass movements (Humdrum).", "palestrina", "**/*.krn"),
+        _collection(
+            "palestrina", "Palestrina masses", "Palestrina's mass movements (Humdrum).", "palestrina", "**/*.krn"
+        ),
         _collection(
             "ryans_mammoth", "Ryan's Mammoth Collection", "Fiddle tunes from Ryan's Mammoth Collection, 1883 (ABC).",
             "ryansMammoth", "**/*.abc",
         ),
-        _collection("essen", "Essen Folksong Collection", "European and Chinese folk songs (ABC).", "essenFolksong", "*.abc"),
+        _collection(
+            "essen", "Essen Folksong Collection", "European and Chinese folk songs (ABC).", "essenFolksong", "*.abc"
+        ),
         _collection(
             "oneills", "O'Neill's Music of Ireland", "Irish tunes from O'Neill's 1850 collection (ABC).",
             "oneills1850", "*.abc",
