@@ -18,7 +18,7 @@ ui: setup
 	$(VENV)/bin/baton ui
 
 bench: setup
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest.py --stride 10
 
 clean:
 	rm -rf $(BATON_HOME)

@@ -11,7 +11,7 @@ import sys
 from storage.home import BatonHome
 
 DEMO_DATASETS = ("bach_chorales", "monteverdi", "trecento")
-PAPER_DATASETS = ("bach_chorales", "essen", "oneills", "palestrina", "ryans_mammoth", "nottingham", "trecento")
+PAPER_DATASETS = ("bach_chorales", "monteverdi", "oneills", "palestrina", "ryans_mammoth", "trecento")
 
 
 def instance_for(home: BatonHome):
@@ -122,6 +122,26 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The README's perplexity table and heatmap, from the latest cross_dataset_perplexity materialization."""
+    from assets.symbolic.language_model import heatmap_png
+    from pipelines.metadata import markdown_table
+    from storage import shards
+
+    home = BatonHome.from_env()
+    long = shards.read_table(home.datasets, "cross_dataset_perplexity", "__all__").to_pandas()
+    matrix = long.pivot(index="trained_on", columns="tested_on", values="perplexity")
+    order = [c for c in matrix.columns] + [r for r in matrix.index if r not in matrix.columns]
+    matrix = matrix.reindex(order)
+    matrix.index.name, matrix.columns.name = "trained on", "tested on"
+    os.makedirs(os.path.dirname(args.png) or ".", exist_ok=True)
+    with open(args.png, "wb") as f:
+        f.write(heatmap_png(matrix))
+    print(markdown_table(matrix.round(2).reset_index(), digits=4))
+    print(f"\n![cross-dataset perplexity]({args.png})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baton", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("name")
     add.add_argument("path")
     ds.set_defaults(func=cmd_datasets)
+    report = sub.add_parser("report", help="perplexity table (markdown) and heatmap PNG for the README")
+    report.add_argument("--png", default="docs/cross_dataset_perplexity.png")
+    report.set_defaults(func=cmd_report)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from assets.symbolic.datasets import list_datasets
 from assets.symbolic.defs import DATASETS
 from pipelines.jobs import ingest_job
 from pipelines.resources import HomeResource
@@ -55,4 +56,14 @@ def incoming_scores_sensor(context: dg.SensorEvaluationContext, home: HomeResour
     )
 
 
-sensors = [incoming_scores_sensor]
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def dataset_partitions_sensor(context: dg.SensorEvaluationContext, home: HomeResource):
+    """Every dataset the registry knows (built-in, downloaded or local) is a partition the UI can pick."""
+    known = set(context.instance.get_dynamic_partitions(DATASETS.name))
+    new = [d.name for d in list_datasets(home.home.local_datasets) if d.name not in known]
+    if not new:
+        return dg.SkipReason("every registered dataset is already a partition")
+    return dg.SensorResult(dynamic_partitions_requests=[DATASETS.build_add_request(new)])
+
+
+sensors = [incoming_scores_sensor, dataset_partitions_sensor]

@@ -362,12 +362,11 @@ def cross_dataset_perplexity(
             context.log.warning(f"no {registry_name(name)}@{config.alias}; leaving it out of the matrix")
             continue
         model_dir = tracking.download(registry_name(name), config.alias, os.path.join(home.home.cache, "models", name))
-        models[name], _ = lm.load_model(model_dir, device)
+        models[name], cfg = lm.load_model(model_dir, device)
         versions[name] = version
     if not models:
         raise dg.Failure("no music_lm model is registered yet: materialize music_lm first")
-    seq_len = lm.load_model(model_dir, device)[1].seq_len
-    matrix = language_model.perplexity_matrix(root, models, datasets, seq_len, device)
+    matrix = language_model.perplexity_matrix(root, models, datasets, cfg.seq_len, device)
     png = language_model.heatmap_png(matrix)
     promoted = []
     with tracking.run(context, run_name="cross_dataset_perplexity") as run:

@@ -81,13 +81,16 @@ def heatmap_png(matrix: pd.DataFrame, title: str = "Cross-dataset perplexity") -
     """The paper's Figure 2.10: log-scaled colours, the value in every cell."""
     values = matrix.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.1 * len(matrix.columns) + 2.5, 0.7 * len(matrix.index) + 1.8))
-    image = ax.imshow(np.log(values), cmap="viridis_r")
+    logs = np.log(values)
+    image = ax.imshow(logs, cmap="viridis_r")
+    middle = (np.nanmin(logs) + np.nanmax(logs)) / 2
     ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=35, ha="right")
     ax.set_yticks(range(len(matrix.index)), matrix.index)
     ax.set(xlabel=matrix.columns.name or "", ylabel=matrix.index.name or "", title=title)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
-            ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8, color="white")
+            colour = "white" if logs[i, j] > middle else "black"
+            ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8, color=colour)
     fig.colorbar(image, ax=ax, label="log perplexity")
     buffer = io.BytesIO()
     fig.tight_layout()

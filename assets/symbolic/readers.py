@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import music21
@@ -86,13 +87,26 @@ def _read_musicxml(item: ScoreItem, resolution: int) -> muspy.Music:
         return _read_music21(item, resolution)
 
 
+@contextmanager
+def _no_beaming() -> Iterator[None]:
+    """music21's ABC import engraves beams, over half its time; beams carry no note information."""
+    original = music21.stream.Stream.makeBeams
+    music21.stream.Stream.makeBeams = lambda self, *args, **kwargs: None if kwargs.get("inPlace") else self
+    try:
+        yield
+    finally:
+        music21.stream.Stream.makeBeams = original
+
+
 def _read_abc(item: ScoreItem, resolution: int) -> muspy.Music:
     """Only the one tune's text is parsed: music21 would otherwise parse every tune in the file."""
     if item.number is None:
         text = "".join(read_abc_lines(item.path))
     else:
         text = abc_tune_text(item.path, item.number)
-    return from_music21(music21.converter.parseData(text, format="abc"), resolution)
+    with _no_beaming():
+        score = music21.converter.parseData(text, format="abc")
+    return from_music21(score, resolution)
 
 
 def _read_humdrum(item: ScoreItem, resolution: int) -> muspy.Music:

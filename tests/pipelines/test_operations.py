@@ -63,3 +63,18 @@ def test_weekly_retraining_schedule(home):
         instance.add_dynamic_partitions("datasets", ["jsb"])
         requests = weekly_music_lm_retrain(context)
         assert [(r.partition_key, r.run_key) for r in requests] == [("jsb", "jsb-20261123")]
+
+
+def test_dataset_partitions_sensor_adds_registry_names(home, tmp_path):
+    from assets.symbolic.datasets import register_local
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    register_local("my_scores", str(folder), home.local_datasets)
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"home": HomeResource(root=home.root)})
+        result = sensors.dataset_partitions_sensor(context)
+        added = result.dynamic_partitions_requests[0].partition_keys
+        assert {"bach_chorales", "lmd", "my_scores"} <= set(added)
+        instance.add_dynamic_partitions("datasets", added)
+        assert isinstance(sensors.dataset_partitions_sensor(context), dg.SkipReason)
