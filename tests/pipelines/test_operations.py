@@ -28,8 +28,9 @@ def test_incoming_sensor_claims_settled_files(home):
     for path in (old, fresh):
         with open(path, "wb") as f:
             f.write(b"MThd")
-    past = time.time() - 60
+    past, future = time.time() - 60, time.time() + 600  # "future": still being written, whatever the test's speed
     os.utime(old, (past, past))
+    os.utime(fresh, (future, future))
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, resources={"home": HomeResource(root=home.root)})
         result = sensors.incoming_scores_sensor(context)
