@@ -22,7 +22,7 @@ def instance_for(home: BatonHome):
     return dg.DagsterInstance.get()
 
 
-def run_experiment(home: BatonHome, datasets: list[str], profile: str, arch: str) -> dict:
+def run_experiment(home: BatonHome, datasets: list[str], profile: str, arch: str, steps: int | None = None) -> dict:
     """Every dataset through its lineage, then the combined models and the perplexity matrix."""
     from pipelines.definitions import build_defs
 
@@ -30,7 +30,7 @@ def run_experiment(home: BatonHome, datasets: list[str], profile: str, arch: str
     instance = instance_for(home)
     known = set(instance.get_dynamic_partitions("datasets"))
     instance.add_dynamic_partitions("datasets", [d for d in datasets if d not in known])
-    lm = {"profile": profile, "arch": arch}
+    lm = {"profile": profile, "arch": arch, **({f"{profile}_steps": steps} if steps else {})}
     results = {}
     for dataset in datasets:
         print(f"== {dataset}: score files -> notes -> event sequences -> music_lm ({profile})", flush=True)
@@ -64,7 +64,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     home = BatonHome.from_env().ensure()
-    results = run_experiment(home, list(args.datasets or PAPER_DATASETS), args.profile, args.arch)
+    results = run_experiment(home, list(args.datasets or PAPER_DATASETS), args.profile, args.arch, args.steps)
     print_summary(home, results)
     return 0 if all(results.values()) else 1
 
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--datasets", nargs="*")
     exp.add_argument("--profile", default="paper", choices=["smoke", "paper"])
     exp.add_argument("--arch", default="lstm", choices=["rnn", "lstm", "gru", "transformer"])
+    exp.add_argument("--steps", type=int, help="training steps per model (default: the profile's)")
     exp.set_defaults(func=cmd_experiment)
     ui = sub.add_parser("ui", help="Dagster and MLflow UIs on 127.0.0.1 over the same BATON_HOME")
     ui.add_argument("--dagster-port", type=int, default=3000)

@@ -9,3 +9,15 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("BATON_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("BATON_DATASETS_URI", raising=False)
     return BatonHome(str(tmp_path / "home")).ensure()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests run only where CUDA is present."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

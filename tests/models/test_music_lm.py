@@ -217,3 +217,14 @@ def test_save_and_load_model_roundtrip(tmp_path, arch):
     tokens = torch.randint(0, cfg.vocab_size, (2, cfg.seq_len))
     with torch.no_grad():
         assert torch.equal(model(tokens), loaded(tokens))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_training_on_cuda_with_bf16_autocast(tmp_path, arch):
+    cfg = replace(TINY, arch=arch, max_steps=60, eval_every=20, checkpoint_every=20, patience=100)
+    train_songs, val_songs = _repetitive(32, 0), _repetitive(8, 1)
+    batches = crop_batches([lambda: iter(train_songs)], cfg.seq_len, cfg.batch_size, cfg.seed)
+    model, result = train(cfg, batches, lambda: iter(val_songs), str(tmp_path), lambda m, s: None, device=torch.device("cuda"))
+    assert next(model.parameters()).is_cuda
+    assert evaluate(model, val_songs, cfg.seq_len, torch.device("cuda"))["perplexity"] < 3
