@@ -3,7 +3,7 @@
 
 import io
 import os
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import dagster as dg
 import mlflow
@@ -206,6 +206,7 @@ class MusicLMConfig(dg.Config):
     embedding_dim: int = 128
     hidden_dim: int = 128
     num_layers: int = 2
+    num_heads: int = 4
     dropout: float = 0.5
     seq_len: int = 64
     batch_size: int = 16
@@ -218,26 +219,15 @@ class MusicLMConfig(dg.Config):
 
 
 def lm_config(config: MusicLMConfig) -> lm.LMConfig:
-    smoke = config.profile == "smoke"
+    """The model's own config: shared fields copied, steps and evaluation cadence from the profile."""
     if config.profile not in ("smoke", "paper"):
         raise dg.Failure(f"unknown profile {config.profile!r}: use 'smoke' or 'paper'")
+    smoke = config.profile == "smoke"
     steps = config.smoke_steps if smoke else config.paper_steps
     every = max(1, steps // 3) if smoke else 250
+    shared = {f.name: getattr(config, f.name) for f in fields(lm.LMConfig) if f.name in MusicLMConfig.model_fields}
     return lm.LMConfig(
-        arch=config.arch,
-        vocab_size=events.VOCAB_SIZE,
-        embedding_dim=config.embedding_dim,
-        hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers,
-        dropout=config.dropout,
-        seq_len=config.seq_len,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        max_steps=steps,
-        eval_every=every,
-        checkpoint_every=every,
-        patience=config.patience,
-        seed=config.seed,
+        **shared, vocab_size=events.VOCAB_SIZE, max_steps=steps, eval_every=every, checkpoint_every=every
     )
 
 
