@@ -70,6 +70,10 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def print_summary(home: BatonHome, results: dict) -> None:
+    from storage.tracking import MlflowResource, default_tracking_uri, latest_run_url
+
+    ui = MlflowResource.model_fields["ui_url"].default
+    run = latest_run_url(default_tracking_uri(home), "baton", "cross_dataset_perplexity", ui)
     print("\nResults:")
     for name, ok in results.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {name}")
@@ -78,7 +82,7 @@ def print_summary(home: BatonHome, results: dict) -> None:
 Where to look:
   Dagster UI and MLflow UI:  make ui   (Dagster http://127.0.0.1:3000, MLflow http://127.0.0.1:5000)
   Dataset plots:             {home.cache}/plots/dataset_stats/<dataset>/
-  Cross-dataset heatmap:     MLflow run 'cross_dataset_perplexity' (artifact cross_dataset_perplexity.png)
+  Cross-dataset heatmap:     {run or "no run yet"} (artifact cross_dataset_perplexity.png)
   Shard sets:                {home.datasets}/
   MLflow store:              {home.mlflow}/mlflow.db"""
     )

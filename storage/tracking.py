@@ -129,6 +129,19 @@ def metric_of(tracking_uri: str, version: ModelVersion, key: str) -> float | Non
     return _client(tracking_uri).get_run(version.run_id).data.metrics.get(key)
 
 
+def latest_run_url(tracking_uri: str, experiment: str, run_name: str, ui_url: str) -> str | None:
+    """Link to the newest run of that name, for pointing a person at results."""
+    exp = _client(tracking_uri).get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = _client(tracking_uri).search_runs(
+        [exp.experiment_id], f"attributes.run_name = '{run_name}'", order_by=["attributes.start_time DESC"], max_results=1
+    )
+    if not runs:
+        return None
+    return f"{ui_url.rstrip('/')}/#/experiments/{exp.experiment_id}/runs/{runs[0].info.run_id}"
+
+
 def promote_if_better(
     tracking_uri: str, name: str, version: ModelVersion, metric: str, lower_is_better: bool = True
 ) -> bool:
@@ -180,7 +193,7 @@ class MlflowResource(dg.ConfigurableResource):
 
     def run_url(self, run: mlflow.ActiveRun) -> str:
         """Link to the run in the MLflow UI: absolute for an http(s) server, else relative to the UI root."""
-        fragment = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        fragment = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"  # same form as latest_run_url
         base = self.uri if self.uri.startswith(("http://", "https://")) else self.ui_url
         return f"{base.rstrip('/')}/{fragment}"
 

@@ -3,6 +3,7 @@
 
 import io
 import os
+import sys
 from dataclasses import asdict, fields
 
 import dagster as dg
@@ -261,7 +262,9 @@ def train_and_register(
     ckpt_dir = os.path.join(home.home.checkpoints, "music_lm", training_set, run_root)
     with tracking.run(context, run_name=f"music_lm-{training_set}") as run:
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets), "stratified": stratified})
-        model, result = language_model.train_on(root, datasets, cfg, ckpt_dir, log_step, stratified)
+        model, result = language_model.train_on(
+            root, datasets, cfg, ckpt_dir, log_step, stratified, progress=sys.stderr.isatty()
+        )
         device = next(model.parameters()).device
         tests = {
             d: lm.evaluate(model, language_model.sequence_source(root, d, "test")(), cfg.seq_len, device)

@@ -138,3 +138,6 @@ def test_promote_if_better_moves_champion_only_on_improvement(tmp_path: Path, ur
     promoted = [tracking.promote_if_better(uri, "lm", v, "test_perplexity") for v in versions]
     assert promoted == [True, False, True]
     assert str(tracking.get_alias_version(uri, "lm", "champion").version) == "3"
+    url = tracking.latest_run_url(uri, "baton", "r", "http://127.0.0.1:5000")
+    assert url.endswith(f"/runs/{run.info.run_id}")
+    assert tracking.latest_run_url(uri, "baton", "never-ran", "http://127.0.0.1:5000") is None
