@@ -98,7 +98,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         subprocess.Popen([os.path.join(bin_dir, "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.dagster_port)], env=env),
         subprocess.Popen(
             [os.path.join(bin_dir, "mlflow"), "ui", "--backend-store-uri", default_tracking_uri(home),
-             "--default-artifact-root", f"{home.mlflow}/artifacts", "--host", "127.0.0.1", "--port", str(args.mlflow_port)],
+             "--default-artifact-root", f"{home.mlflow}/artifacts", "--host", "127.0.0.1", "--port", str(args.mlflow_port), "--workers", "1"],
             env=env,
         ),
     ]

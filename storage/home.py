@@ -62,4 +62,6 @@ class BatonHome:
             dirs.append(self.datasets)
         for d in dirs:
             Path(d).mkdir(parents=True, exist_ok=True)
+        # An empty instance config tells Dagster the defaults (sqlite under DAGSTER_HOME) are intended.
+        Path(self.dagster, "dagster.yaml").touch(exist_ok=True)
         return self
