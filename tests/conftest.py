@@ -1,3 +1,7 @@
+import functools
+import http.server
+import threading
+
 import pytest
 
 
@@ -21,3 +25,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def serve():
+    """Start a threaded loopback HTTP server on a folder (or a handler class); returns its base URL."""
+    servers = []
+
+    def start(directory=None, handler=None) -> str:
+        handler = handler or functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from assets.symbolic import events, ingest, language_model, stats, tables
-from assets.symbolic.datasets import list_items
+from assets.symbolic.datasets import download, get_info, list_items
 from models import music_lm as lm
 from pipelines.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from pipelines.resources import HomeResource, QualityGates
@@ -27,10 +27,17 @@ GROUP = "symbolic"
 CODE_VERSION = "1"
 
 
+class ScoreFilesConfig(dg.Config):
+    download: bool = False  # fetch a remote dataset first (otherwise it must have been downloaded)
+
+
 @dg.asset(partitions_def=DATASETS, group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
-def score_files(context: dg.AssetExecutionContext, home: HomeResource) -> pd.DataFrame:
+def score_files(context: dg.AssetExecutionContext, config: ScoreFilesConfig, home: HomeResource) -> pd.DataFrame:
     """The score files of one dataset: a music21-corpus collection, a downloaded or a local folder."""
-    items = list_items(context.partition_key, home.home.raw, home.home.local_datasets)
+    name, paths = context.partition_key, home.home
+    if config.download and get_info(name, paths.local_datasets).kind == "remote":
+        download(name, paths.raw, progress=sys.stderr.isatty())
+    items = list_items(name, paths.raw, paths.local_datasets)
     frame = pd.DataFrame([asdict(item) for item in items], columns=["dataset", "item_id", "path", "format", "number"])
     context.add_output_metadata(
         {"items": len(frame), "formats": dg.MetadataValue.json(frame["format"].value_counts().to_dict())}

@@ -99,3 +99,36 @@ def test_reject_rate_check_blocks_downstream(lineage, home):
     assert checks["notes_reject_rate"] is False
     assert shards.read_manifest(home.datasets, "event_sequences", key) is None
     assert shards.read_table(home.datasets, "notes_rejects", key).num_rows == 2
+
+
+def test_score_files_downloads_a_remote_dataset_when_asked(home, tmp_path, serve, monkeypatch):
+    import dataclasses
+    import hashlib
+    import zipfile
+
+    from assets.symbolic.datasets import muspy_sources
+
+    www = tmp_path / "www"
+    www.mkdir()
+    source = muspy_sources.REMOTE_SOURCES["emopia"]
+    with zipfile.ZipFile(www / source.filename, "w") as zf:
+        for path in sorted(glob.glob(os.path.join(CORPUS, "bach", "bwv2[0-9]*.mxl")))[:2]:
+            zf.write(path, f"EMOPIA/midis/{os.path.basename(path)}")
+    data = (www / source.filename).read_bytes()
+    mirror = dataclasses.replace(
+        source,
+        url=f"{serve(www)}/{source.filename}",
+        md5=hashlib.md5(data).hexdigest() if source.md5 else None,
+        sha256=hashlib.sha256(data).hexdigest() if source.sha256 else None,
+        suffixes=(".mxl",),
+    )
+    monkeypatch.setitem(muspy_sources.REMOTE_SOURCES, "emopia", mirror)
+    defs = build_defs(home)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("datasets", ["emopia"])
+        job = defs.get_job_def("ingest_scores_job")
+        not_yet = job.execute_in_process(instance=instance, partition_key="emopia", raise_on_error=False)
+        assert not not_yet.success  # never downloaded unless asked
+        config = {"ops": {"score_files": {"config": {"download": True}}}}
+        assert job.execute_in_process(instance=instance, partition_key="emopia", run_config=config).success
+    assert shards.read_table(home.datasets, "songs", "emopia").num_rows == 2

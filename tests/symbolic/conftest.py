@@ -1,6 +1,3 @@
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import muspy
@@ -45,21 +42,3 @@ def write_midi(path: Path, notes=((0, 60, 24), (24, 64, 24), (48, 67, 48)), reso
     path.parent.mkdir(parents=True, exist_ok=True)
     music.write_midi(str(path))
     return path
-
-
-@pytest.fixture
-def serve():
-    """Start a threaded loopback HTTP server on a folder (or a handler class); returns its base URL."""
-    servers = []
-
-    def start(directory=None, handler=None) -> str:
-        handler = handler or functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
