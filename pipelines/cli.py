@@ -30,24 +30,25 @@ def run_experiment(home: BatonHome, datasets: list[str], profile: str, arch: str
     instance = instance_for(home)
     known = set(instance.get_dynamic_partitions("datasets"))
     instance.add_dynamic_partitions("datasets", [d for d in datasets if d not in known])
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # step events stay in the UI
     lm = {"profile": profile, "arch": arch, **({f"{profile}_steps": steps} if steps else {})}
     results = {}
     for dataset in datasets:
         print(f"== {dataset}: score files -> notes -> event sequences -> music_lm ({profile})", flush=True)
-        result = defs.get_job_def("symbolic_dataset").execute_in_process(
-            instance=instance, partition_key=dataset, run_config={"ops": {"music_lm": {"config": lm}}}, raise_on_error=False
+        result = defs.resolve_job_def("symbolic_dataset").execute_in_process(
+            instance=instance, partition_key=dataset, run_config={**quiet, "ops": {"music_lm": {"config": lm}}}, raise_on_error=False
         )
         results[dataset] = result.success
     ok = [d for d in datasets if results[d]]
     for mode in ("all", "stratified"):
         print(f"== music_lm_combined[{mode}] over {', '.join(ok)}", flush=True)
-        config = {"ops": {"music_lm_combined": {"config": {**lm, "datasets": ok}}}}
-        results[mode] = defs.get_job_def("music_lm_combined_job").execute_in_process(
+        config = {**quiet, "ops": {"music_lm_combined": {"config": {**lm, "datasets": ok}}}}
+        results[mode] = defs.resolve_job_def("music_lm_combined_job").execute_in_process(
             instance=instance, partition_key=mode, run_config=config, raise_on_error=False
         ).success
     print("== cross_dataset_perplexity", flush=True)
-    results["cross_dataset_perplexity"] = defs.get_job_def("cross_dataset_perplexity_job").execute_in_process(
-        instance=instance, run_config={"ops": {"cross_dataset_perplexity": {"config": {"datasets": ok}}}}, raise_on_error=False
+    results["cross_dataset_perplexity"] = defs.resolve_job_def("cross_dataset_perplexity_job").execute_in_process(
+        instance=instance, run_config={**quiet, "ops": {"cross_dataset_perplexity": {"config": {"datasets": ok}}}}, raise_on_error=False
     ).success
     return results
 

@@ -49,7 +49,7 @@ def test_incoming_sensor_claims_settled_files(home):
 
 def test_weekly_retraining_schedule(home):
     defs = build_defs(home)
-    schedule = defs.get_schedule_def("weekly_music_lm_retrain")
+    schedule = defs.resolve_schedule_def("weekly_music_lm_retrain")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     empty = pa.Table.from_pylist([], schema=tables.EVENTS)
     shards.write_table(home.datasets, "event_sequences", "jsb", empty)

@@ -40,7 +40,7 @@ def lineage(home):
 
 
 def run(defs, instance, job, partition=None, config=None):
-    result = defs.get_job_def(job).execute_in_process(instance=instance, partition_key=partition, run_config=config or {})
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition, run_config=config or {})
     assert result.success
     return result
 
@@ -91,7 +91,7 @@ def test_reject_rate_check_blocks_downstream(lineage, home):
     defs, instance, _, home = lineage
     key = make_batch(home, "junk", [], bad=True)
     instance.add_dynamic_partitions("datasets", [key])
-    result = defs.get_job_def("ingest_scores_job").execute_in_process(
+    result = defs.resolve_job_def("ingest_scores_job").execute_in_process(
         instance=instance, partition_key=key, raise_on_error=False
     )
     assert not result.success
@@ -126,7 +126,7 @@ def test_score_files_downloads_a_remote_dataset_when_asked(home, tmp_path, serve
     defs = build_defs(home)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("datasets", ["emopia"])
-        job = defs.get_job_def("ingest_scores_job")
+        job = defs.resolve_job_def("ingest_scores_job")
         not_yet = job.execute_in_process(instance=instance, partition_key="emopia", raise_on_error=False)
         assert not not_yet.success  # never downloaded unless asked
         config = {"ops": {"score_files": {"config": {"download": True}}}}
