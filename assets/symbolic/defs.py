@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from assets.symbolic import events, ingest, language_model, stats, tables
-from assets.symbolic.datasets import download, get_info, list_items
+from assets.symbolic.datasets import ScoreItem, download, get_info, list_items
 from models import music_lm as lm
 from pipelines.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from pipelines.resources import HomeResource, QualityGates
@@ -78,7 +78,7 @@ def ingest_scores(
 ):
     """Parse every score once; songs, notes and rejects come out of the same pass."""
     items = [
-        ingest.ScoreItem(r.dataset, r.item_id, r.path, r.format, None if pd.isna(r.number) else int(r.number))
+        ScoreItem(r.dataset, r.item_id, r.path, r.format, None if pd.isna(r.number) else int(r.number))
         for r in score_files.itertuples()
     ]
     root, partition = home.home.datasets, context.partition_key
