@@ -20,16 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from models.checkpoints import (
-    Checkpoint,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-    save_weights,
-    seed_everything,
-)
+from models.checkpoints import seed_everything
+from models.training import FitResult, LoopConfig, default_device, fit
 
 IGNORE_INDEX = -100
 """Right padding of crops shorter than ``seq_len + 1``; ``cross_entropy`` skips these targets."""
@@ -55,15 +48,6 @@ class LMConfig:
     checkpoint_every: int = 500
     patience: int = 10  # early stopping, in evaluations without improvement of val loss
     seed: int = 0
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    best_step: int
-    best_val_loss: float
-    stopped_early: bool
-    resumed_from: int | None
 
 
 class RecurrentLM(nn.Module):
@@ -224,10 +208,6 @@ def evaluate(
     return {"loss": loss, "perplexity": math.exp(loss), "tokens": count}
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def train(
     cfg: LMConfig,
     batches: Iterator[torch.Tensor],
@@ -236,73 +216,28 @@ def train(
     log: Callable[[dict[str, float], int], None],
     device: torch.device | None = None,
     progress: bool = False,
-) -> tuple[nn.Module, TrainResult]:
-    """Train with Adam, gradient clipping 1.0 and early stopping on the validation loss.
+) -> tuple[nn.Module, FitResult]:
+    """Train with Adam and early stopping on the validation loss through :func:`models.training.fit`.
 
-    ``ckpt_dir/last.pt`` is written every ``cfg.checkpoint_every`` steps and at the end;
-    when it exists the run resumes from it (model, optimizer, step, RNGs, best loss,
-    patience count). ``batches`` must then be the same deterministic stream as before
-    (e.g. ``crop_batches`` with the same seed): the batches already consumed are skipped,
-    so an interrupted and resumed run matches an uninterrupted one. ``ckpt_dir/best.pt``
-    holds the weights of the best validation loss, which the returned model carries.
-    Validation runs every ``cfg.eval_every`` steps and at ``cfg.max_steps``.
+    ``batches`` must be a deterministic stream (e.g. ``crop_batches`` with the same seed) so
+    that a resumed run skips exactly the batches it already trained on.
     """
     device = device or default_device()
     seed_everything(cfg.seed)
     model = build_model(cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    last, best = Path(ckpt_dir) / "last.pt", Path(ckpt_dir) / "best.pt"
-    state = Checkpoint(step=0, extra={"best_step": 0, "stale_evals": 0})
-    resumed_from = None
-    if last.exists():
-        state = load_checkpoint(last, model, optimizer)
-        resumed_from = state.step
-        next(itertools.islice(batches, state.step, state.step), None)  # skip the batches already trained on
-    saved_at = resumed_from
 
-    def stale() -> bool:
-        return state.extra["stale_evals"] >= cfg.patience
+    def step_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        loss_sum, count = _nll(model, batch.to(device))
+        return loss_sum / count
 
-    model.train()
-    bar = tqdm(total=cfg.max_steps, initial=state.step, disable=not progress, desc=f"{cfg.arch} LM")
-    while state.step < cfg.max_steps and not stale():
-        batch = next(batches).to(device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss_sum, count = _nll(model, batch)
-            loss = loss_sum / count
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        state.step += 1
-        bar.update()
-        metrics = {"train_loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
-        if state.step % cfg.eval_every == 0 or state.step == cfg.max_steps:
-            val = evaluate(model, val_sequences(), cfg.seq_len, device)
-            metrics |= {"val_loss": val["loss"], "val_perplexity": val["perplexity"]}
-            bar.set_postfix(val_ppl=f"{val['perplexity']:.2f}")
-            if val["loss"] < state.best_metric:
-                state.best_metric = val["loss"]
-                state.extra |= {"best_step": state.step, "stale_evals": 0}
-                save_weights(best, model)
-            else:
-                state.extra["stale_evals"] += 1
-        log(metrics, state.step)
-        if state.step % cfg.checkpoint_every == 0:
-            save_checkpoint(last, model, optimizer, state)
-            saved_at = state.step
-    bar.close()
-    if state.step != saved_at:
-        save_checkpoint(last, model, optimizer, state)
-    if best.exists():
-        load_weights(best, model)
-    return model, TrainResult(
-        steps=state.step,
-        best_step=int(state.extra["best_step"]),
-        best_val_loss=state.best_metric,
-        stopped_early=stale(),
-        resumed_from=resumed_from,
-    )
+    def validate(model: nn.Module) -> dict[str, float]:
+        val = evaluate(model, val_sequences(), cfg.seq_len, device)
+        return {"val_loss": val["loss"], "val_perplexity": val["perplexity"]}
+
+    loop = LoopConfig(cfg.max_steps, cfg.eval_every, cfg.checkpoint_every, cfg.patience)
+    result = fit(model, optimizer, batches, step_loss, validate, ckpt_dir, loop, log, progress=progress, desc=f"{cfg.arch} LM")
+    return model, result
 
 
 def save_model(model: nn.Module, cfg: LMConfig, out_dir: str) -> None:

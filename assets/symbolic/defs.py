@@ -289,7 +289,7 @@ def train_and_register(
             "registered_model": registry_name(training_set),
             "version": version,
             "test_perplexity": test_ppl,
-            "best_val_loss": result.best_val_loss,
+            "best_val_loss": result.best_metric,
             "steps": result.steps,
             "stopped_early": result.stopped_early,
             "resumed_from": result.resumed_from if result.resumed_from is not None else -1,

@@ -19,6 +19,7 @@ import pyarrow.compute as pc  # noqa: E402
 import torch  # noqa: E402
 
 from models import music_lm  # noqa: E402
+from models.training import FitResult  # noqa: E402
 from storage import shards  # noqa: E402
 
 EVENTS_ASSET = "event_sequences"
@@ -46,7 +47,7 @@ def train_on(
     log: Callable[[dict[str, float], int], None],
     stratified: bool = False,
     progress: bool = False,
-) -> tuple[torch.nn.Module, music_lm.TrainResult]:
+) -> tuple[torch.nn.Module, FitResult]:
     """Train one model on the train splits of `datasets`, early-stopped on their valid splits."""
     train_sources = [sequence_source(datasets_root, d, "train") for d in datasets]
     valid_sources = [sequence_source(datasets_root, d, "valid") for d in datasets]

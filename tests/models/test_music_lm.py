@@ -150,9 +150,9 @@ def test_training_learns_a_repetitive_corpus(tmp_path, arch):
     evals = [metrics for metrics, _ in logged if "val_loss" in metrics]
     assert len(evals) == 3 and set(evals[0]) == {"train_loss", "lr", "val_loss", "val_perplexity"}
     assert evals[-1]["val_perplexity"] < 3 < TINY.vocab_size
-    assert result.best_val_loss == min(m["val_loss"] for m in evals)
+    assert result.best_metric == min(m["val_loss"] for m in evals)
     assert result.steps == 60 and result.resumed_from is None and not result.stopped_early
-    assert evaluate(model, _repetitive(8, 1), cfg.seq_len, "cpu")["loss"] == pytest.approx(result.best_val_loss)
+    assert evaluate(model, _repetitive(8, 1), cfg.seq_len, "cpu")["loss"] == pytest.approx(result.best_metric)
 
 
 def test_early_stopping(tmp_path):
