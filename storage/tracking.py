@@ -129,6 +129,23 @@ def metric_of(tracking_uri: str, version: ModelVersion, key: str) -> float | Non
     return _client(tracking_uri).get_run(version.run_id).data.metrics.get(key)
 
 
+def newest_by_tag(tracking_uri: str, name: str, tag: str) -> dict[str, ModelVersion]:
+    """The newest version of `name` for each value of version tag `tag` (e.g. one per architecture)."""
+    newest: dict[str, ModelVersion] = {}
+    for version in _client(tracking_uri).search_model_versions(f"name = '{name}'"):
+        value = version.tags.get(tag)
+        if value is not None and (value not in newest or int(version.version) > int(newest[value].version)):
+            newest[value] = version
+    return dict(sorted(newest.items()))
+
+
+def log_version_metrics(tracking_uri: str, version: ModelVersion, metrics: dict[str, float]) -> None:
+    """Record evaluation results on the run that trained `version`, where promotion compares them."""
+    client = _client(tracking_uri)
+    for key, value in metrics.items():
+        client.log_metric(version.run_id, key, float(value))
+
+
 def latest_run_url(tracking_uri: str, experiment: str, run_name: str, ui_url: str) -> str | None:
     """Link to the newest run of that name, for pointing a person at results."""
     exp = _client(tracking_uri).get_experiment_by_name(experiment)
@@ -213,6 +230,12 @@ class MlflowResource(dg.ConfigurableResource):
 
     def metric_of(self, version: ModelVersion, key: str) -> float | None:
         return metric_of(self.uri, version, key)
+
+    def newest_by_tag(self, name: str, tag: str) -> dict[str, ModelVersion]:
+        return newest_by_tag(self.uri, name, tag)
+
+    def log_version_metrics(self, version: ModelVersion, metrics: dict[str, float]) -> None:
+        log_version_metrics(self.uri, version, metrics)
 
     def promote_if_better(self, name: str, version: ModelVersion, metric: str, lower_is_better: bool = True) -> bool:
         return promote_if_better(self.uri, name, version, metric, lower_is_better)

@@ -6,21 +6,17 @@ holds a dataset in memory.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-import torch  # noqa: E402
-
-from models import music_lm  # noqa: E402
-from models.training import FitResult  # noqa: E402
-from storage import shards  # noqa: E402
+from assets import plots
+from models import music_lm
+from models.training import FitResult
+from storage import shards
 
 EVENTS_ASSET = "event_sequences"
 COMBINED_MODES = ("all", "stratified")
@@ -80,21 +76,7 @@ def perplexity_matrix(
 
 def heatmap_png(matrix: pd.DataFrame, title: str = "Cross-dataset perplexity") -> bytes:
     """The paper's Figure 2.10: log-scaled colours, the value in every cell."""
-    values = matrix.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.1 * len(matrix.columns) + 2.5, 0.7 * len(matrix.index) + 1.8))
-    logs = np.log(values)
-    image = ax.imshow(logs, cmap="viridis_r")
-    middle = (np.nanmin(logs) + np.nanmax(logs)) / 2
-    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=35, ha="right")
-    ax.set_yticks(range(len(matrix.index)), matrix.index)
-    ax.set(xlabel=matrix.columns.name or "", ylabel=matrix.index.name or "", title=title)
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            colour = "white" if logs[i, j] > middle else "black"
-            ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8, color=colour)
-    fig.colorbar(image, ax=ax, label="log perplexity")
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return buffer.getvalue()
+    return plots.matrix_png(
+        matrix.to_numpy(dtype=float), list(matrix.index), list(matrix.columns), title=title,
+        xlabel=matrix.columns.name or "", ylabel=matrix.index.name or "", colour_label="log perplexity", log=True,
+    )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from assets.plots import to_png
 
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
@@ -48,26 +46,18 @@ def summary(songs: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _png(fig: plt.Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def histograms(songs: pd.DataFrame, title: str) -> dict[str, bytes]:
     """PNG bytes by file name; one figure per statistic so the UI can show each on its own."""
     figures: dict[str, bytes] = {}
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.hist(songs["length_seconds"], bins=min(40, max(5, len(songs) // 5)), color="#4477aa")
     ax.set(xlabel="song length (s)", ylabel="songs", title=f"{title}: song length")
-    figures["song_length.png"] = _png(fig)
+    figures["song_length.png"] = to_png(fig)
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.hist(songs["initial_tempo"], bins=np.arange(0, 305, 10), color="#ee6677")
     ax.set(xlabel="initial tempo (qpm)", ylabel="songs", title=f"{title}: initial tempo")
-    figures["initial_tempo.png"] = _png(fig)
+    figures["initial_tempo.png"] = to_png(fig)
 
     counts = Counter(initial_keys(songs))
     labels = sorted(counts, key=lambda k: (-counts[k], k))
@@ -75,5 +65,5 @@ def histograms(songs: pd.DataFrame, title: str) -> dict[str, bytes]:
     ax.bar(range(len(labels)), [counts[k] for k in labels], color="#228833")
     ax.set_xticks(range(len(labels)), labels, rotation=70, fontsize=7)
     ax.set(ylabel="songs", title=f"{title}: key")
-    figures["key.png"] = _png(fig)
+    figures["key.png"] = to_png(fig)
     return figures

@@ -141,3 +141,28 @@ def test_promote_if_better_moves_champion_only_on_improvement(tmp_path: Path, ur
     url = tracking.latest_run_url(uri, "baton", "r", "http://127.0.0.1:5000")
     assert url.endswith(f"/runs/{run.info.run_id}")
     assert tracking.latest_run_url(uri, "baton", "never-ran", "http://127.0.0.1:5000") is None
+
+
+def test_evaluation_metrics_logged_on_a_version_drive_promotion(tmp_path: Path, uri: str):
+    art = str(tmp_path / "artifacts")
+    run_ids = [_train(uri, art, tmp_path, 1.0, tag) for tag in ("a", "b")]
+    versions = []
+    for run_id in run_ids:
+        tracking.register_version(uri, "sep", run_id, "model")
+        versions.append(tracking.get_alias_version(uri, "sep", "candidate"))
+    for version, accuracy in zip(versions, (0.8, 0.9)):
+        assert tracking.metric_of(uri, version, "test_accuracy") is None
+        tracking.log_version_metrics(uri, version, {"test_accuracy": accuracy})
+        assert tracking.metric_of(uri, version, "test_accuracy") == accuracy
+    assert [tracking.promote_if_better(uri, "sep", v, "test_accuracy", lower_is_better=False) for v in versions] == [True, True]
+    assert tracking.promote_if_better(uri, "sep", versions[0], "test_accuracy", lower_is_better=False) is False
+    assert str(tracking.get_alias_version(uri, "sep", "champion").version) == "2"
+
+
+def test_newest_version_per_tag(tmp_path: Path, uri: str):
+    art = str(tmp_path / "artifacts")
+    for tag, arch in (("a", "lstm"), ("b", "bilstm"), ("c", "lstm")):
+        tracking.register_version(uri, "sep", _train(uri, art, tmp_path, 1.0, tag), "model", tags={"arch": arch})
+    newest = tracking.newest_by_tag(uri, "sep", "arch")
+    assert {arch: str(v.version) for arch, v in newest.items()} == {"bilstm": "2", "lstm": "3"}
+    assert tracking.newest_by_tag(uri, "sep", "dataset") == {}
