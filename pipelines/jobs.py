@@ -38,4 +38,17 @@ cross_dataset_job = dg.define_asset_job(
     description="Score every registered music_lm candidate on every dataset's test split.",
 )
 
-jobs = [symbolic_dataset_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job]
+mmt_codes_job = dg.define_asset_job(
+    "mmt_codes_job",
+    selection=dg.AssetSelection.assets("mmt_codes", "mmt_codes_rejects"),
+    partitions_def=DATASETS,
+    description="Encode one dataset's notes as Multitrack Music Transformer codes.",
+)
+
+mmt_job = dg.define_asset_job(
+    "mmt_train_and_evaluate",
+    selection=dg.AssetSelection.assets("mmt_model", "mmt_samples", "mmt_eval"),
+    description="Train the Multitrack Music Transformer, generate in all three modes, evaluate and promote.",
+)
+
+jobs = [symbolic_dataset_job, mmt_codes_job, mmt_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job]

@@ -40,7 +40,9 @@ class ShardIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | pa.Table:
+        """A pyarrow Table where the input is annotated as one (nested columns survive), else pandas."""
         asset = context.asset_key.path[-1]
         partitions = sorted(context.asset_partition_keys) if context.has_asset_partitions else [UNPARTITIONED]
-        return shards.read_table(self.datasets_root, asset, partitions).to_pandas()
+        table = shards.read_table(self.datasets_root, asset, partitions)
+        return table if context.dagster_type.typing_type is pa.Table else table.to_pandas()

@@ -112,6 +112,16 @@ def get_alias_version(tracking_uri: str, name: str, alias: str) -> ModelVersion 
     return client.get_model_version(name, model.aliases[alias])
 
 
+def get_version(tracking_uri: str, name: str, version: str) -> ModelVersion:
+    return _client(tracking_uri).get_model_version(name, version)
+
+
+def download_artifacts(tracking_uri: str, version: ModelVersion, dst: str) -> str:
+    """Local directory holding the artifacts of one registered version."""
+    Path(dst).mkdir(parents=True, exist_ok=True)
+    return mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=dst, tracking_uri=tracking_uri)
+
+
 def download_version(tracking_uri: str, name: str, alias: str, dst: str) -> str:
     """Local directory holding the artifacts of `models:/<name>@<alias>`."""
     version = get_alias_version(tracking_uri, name, alias)
@@ -120,8 +130,7 @@ def download_version(tracking_uri: str, name: str, alias: str, dst: str) -> str:
             f"no registered model {name!r} with alias {alias!r}; "
             f"materialize the assets that train and evaluate {name!r} first"
         )
-    Path(dst).mkdir(parents=True, exist_ok=True)
-    return mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=dst, tracking_uri=tracking_uri)
+    return download_artifacts(tracking_uri, version, dst)
 
 
 def metric_of(tracking_uri: str, version: ModelVersion, key: str) -> float | None:
@@ -227,6 +236,12 @@ class MlflowResource(dg.ConfigurableResource):
 
     def download(self, name: str, alias: str, dst: str) -> str:
         return download_version(self.uri, name, alias, dst)
+
+    def get_version(self, name: str, version: str) -> ModelVersion:
+        return get_version(self.uri, name, version)
+
+    def download_artifacts(self, version: ModelVersion, dst: str) -> str:
+        return download_artifacts(self.uri, version, dst)
 
     def metric_of(self, version: ModelVersion, key: str) -> float | None:
         return metric_of(self.uri, version, key)

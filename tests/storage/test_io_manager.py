@@ -27,6 +27,17 @@ def song_summary(song_count: pd.DataFrame) -> pd.DataFrame:
     return song_count.assign(seen=True)
 
 
+@dg.asset
+def nested(songs: pa.Table) -> pa.Table:
+    assert isinstance(songs, pa.Table)
+    return pa.table({"songs": [songs.column("song").to_pylist()], "rows": pa.array([[[1, 2], [3, 4]]], pa.list_(pa.list_(pa.int16(), 2)))})
+
+
+@dg.asset
+def nested_reader(nested: pa.Table) -> pa.Table:
+    return nested
+
+
 @pytest.fixture
 def instance(tmp_path: Path):
     (tmp_path / "dagster").mkdir()
@@ -67,3 +78,15 @@ def test_rejects_untabular_output(tmp_path: Path, instance):
 
     with pytest.raises(TypeError, match="got list"):
         dg.materialize([not_a_table], resources={"io_manager": ShardIOManager(datasets_root=str(tmp_path))}, instance=instance)
+
+
+def test_arrow_annotated_inputs_load_as_tables_with_nested_columns(tmp_path: Path, instance):
+    resources = {"io_manager": ShardIOManager(datasets_root=str(tmp_path / "datasets"))}
+    for key in ["a", "b"]:
+        assert dg.materialize([songs], partition_key=key, resources=resources, instance=instance).success
+    result = dg.materialize([songs, nested, nested_reader], selection=[nested, nested_reader], resources=resources, instance=instance)
+    assert result.success
+    table = shards.read_table(str(tmp_path / "datasets"), "nested_reader", "__all__")
+    assert table.column("songs").to_pylist() == [["a0", "a1", "a2", "b0", "b1"]]
+    assert table.schema.field("rows").type == pa.list_(pa.list_(pa.int16(), 2))
+    assert table.column("rows").to_pylist() == [[[1, 2], [3, 4]]]
