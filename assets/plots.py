@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import muspy  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 def to_png(fig: plt.Figure, dpi: int = 110) -> bytes:
@@ -23,6 +24,11 @@ def to_png(fig: plt.Figure, dpi: int = 110) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def png_image(png: bytes) -> Image.Image:
+    """PNG bytes as the PIL image `mlflow.log_image` takes."""
+    return Image.open(io.BytesIO(png))
 
 
 def matrix_png(

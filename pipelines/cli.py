@@ -11,6 +11,8 @@ import sys
 from storage.home import BatonHome
 
 DEMO_DATASETS = ("bach_chorales", "monteverdi", "trecento")
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # step events stay in the UI
+INSTRUMENTATION_DATASETS = ("bach_chorales",)
 PAPER_DATASETS = ("bach_chorales", "monteverdi", "oneills", "palestrina", "ryans_mammoth", "trecento")
 
 
@@ -22,34 +24,87 @@ def instance_for(home: BatonHome):
     return dg.DagsterInstance.get()
 
 
-def run_experiment(home: BatonHome, datasets: list[str], profile: str, arch: str, steps: int | None = None) -> dict:
-    """Every dataset through its lineage, then the combined models and the perplexity matrix."""
-    from pipelines.definitions import build_defs
-
-    defs = build_defs(home)
+def add_partitions(home: BatonHome, datasets: list[str]) -> None:
     instance = instance_for(home)
     known = set(instance.get_dynamic_partitions("datasets"))
     instance.add_dynamic_partitions("datasets", [d for d in datasets if d not in known])
-    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # step events stay in the UI
+
+
+def run_experiment(home: BatonHome, datasets: list[str], profile: str, arch: str, steps: int | None = None) -> dict:
+    """Every dataset through its lineage, then the combined models and the perplexity matrix."""
+    add_partitions(home, datasets)
     lm = {"profile": profile, "arch": arch, **({f"{profile}_steps": steps} if steps else {})}
     results = {}
     for dataset in datasets:
         print(f"== {dataset}: score files -> notes -> event sequences -> music_lm ({profile})", flush=True)
-        result = defs.resolve_job_def("symbolic_dataset").execute_in_process(
-            instance=instance, partition_key=dataset, run_config={**quiet, "ops": {"music_lm": {"config": lm}}}, raise_on_error=False
-        )
-        results[dataset] = result.success
+        results[dataset] = run_job(home, "symbolic_dataset", dataset, {"music_lm": {"config": lm}})
     ok = [d for d in datasets if results[d]]
     for mode in ("all", "stratified"):
         print(f"== music_lm_combined[{mode}] over {', '.join(ok)}", flush=True)
-        config = {**quiet, "ops": {"music_lm_combined": {"config": {**lm, "datasets": ok}}}}
-        results[mode] = defs.resolve_job_def("music_lm_combined_job").execute_in_process(
-            instance=instance, partition_key=mode, run_config=config, raise_on_error=False
-        ).success
+        results[mode] = run_job(home, "music_lm_combined_job", mode, {"music_lm_combined": {"config": {**lm, "datasets": ok}}})
     print("== cross_dataset_perplexity", flush=True)
-    results["cross_dataset_perplexity"] = defs.resolve_job_def("cross_dataset_perplexity_job").execute_in_process(
-        instance=instance, run_config={**quiet, "ops": {"cross_dataset_perplexity": {"config": {"datasets": ok}}}}, raise_on_error=False
-    ).success
+    results["cross_dataset_perplexity"] = run_job(
+        home, "cross_dataset_perplexity_job", ops={"cross_dataset_perplexity": {"config": {"datasets": ok}}}
+    )
+    return results
+
+
+def run_job(home: BatonHome, job: str, partition: str | None = None, ops: dict | None = None) -> bool:
+    from pipelines.definitions import build_defs
+
+    result = build_defs(home).resolve_job_def(job).execute_in_process(
+        instance=instance_for(home), partition_key=partition, run_config={**QUIET, "ops": ops or {}}, raise_on_error=False
+    )
+    return result.success
+
+
+def ingest(home: BatonHome, datasets: list[str]) -> dict:
+    """Score files to notes for datasets not ingested yet (the branches below start from notes)."""
+    from storage import shards
+
+    add_partitions(home, datasets)
+    results = {}
+    for dataset in datasets:
+        if shards.read_manifest(home.datasets, "notes", dataset) is None:
+            print(f"== ingest {dataset}", flush=True)
+            results[f"ingest[{dataset}]"] = run_job(home, "ingest_scores_job", dataset)
+    return results
+
+
+def run_mmt(home: BatonHome, datasets: list[str], profile: str, steps: int = 0) -> dict:
+    """MMT codes for every dataset, then training, samples in the three modes and evaluation."""
+    from assets.symbolic.mmt_data import DEFAULT_DATASETS
+
+    results = {}
+    for dataset in datasets:
+        print(f"== mmt_codes[{dataset}]", flush=True)
+        results[f"mmt_codes[{dataset}]"] = run_job(home, "mmt_codes_job", dataset)
+    train_on = [d for d in datasets if d in DEFAULT_DATASETS and results[f"mmt_codes[{d}]"]]
+    print(f"== mmt_model ({profile}) on {', '.join(train_on)} -> mmt_samples -> mmt_eval", flush=True)
+    ops = {
+        "mmt_model": {"config": {"profile": profile, "datasets": train_on, "max_steps": steps}},
+        "mmt_samples": {"config": {"datasets": train_on}},
+        "mmt_eval": {"config": {"datasets": train_on}},
+    }
+    results["mmt"] = run_job(home, "mmt_train_and_evaluate", ops=ops)
+    return results
+
+
+def run_instrumentation(home: BatonHome, datasets: list[str], profile: str, steps: int = 0, archs: list[str] | None = None) -> dict:
+    """Part notes, every architecture, the Table 4.2 evaluation and example arrangements."""
+    from models.part_separation import ARCHS
+
+    results = {}
+    for dataset in datasets:
+        print(f"== part_notes[{dataset}]", flush=True)
+        results[f"part_notes[{dataset}]"] = run_job(home, "part_notes_job", dataset)
+    for arch in archs or ARCHS:
+        print(f"== part_separation_model[{arch}] ({profile}) on {', '.join(datasets)}", flush=True)
+        config = {"profile": profile, "datasets": datasets, "max_steps": steps}
+        results[f"part_separation_model[{arch}]"] = run_job(home, "part_separation_train", arch, {"part_separation_model": {"config": config}})
+    print("== part_separation_eval -> instrumentation", flush=True)
+    ops = {"part_separation_eval": {"config": {"datasets": datasets}}, "instrumentation": {"config": {"datasets": datasets}}}
+    results["part_separation_eval"] = run_job(home, "instrumentation_eval", ops=ops)
     return results
 
 
@@ -58,14 +113,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     require_tools()
     home = BatonHome.from_env().ensure()
-    results = run_experiment(home, list(args.datasets or DEMO_DATASETS), "smoke", "lstm")
+    datasets = list(args.datasets or DEMO_DATASETS)
+    results = run_experiment(home, datasets, "smoke", "lstm")
+    results |= run_mmt(home, datasets, "smoke")
+    results |= run_instrumentation(home, [d for d in datasets if d == "bach_chorales"] or datasets[:1], "smoke")
     print_summary(home, results)
     return 0 if all(results.values()) else 1
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
+    """The MusPy cross-dataset experiment, or the MMT or instrumentation experiment on ingested datasets."""
     home = BatonHome.from_env().ensure()
-    results = run_experiment(home, list(args.datasets or PAPER_DATASETS), args.profile, args.arch, args.steps)
+    if args.branch == "muspy":
+        results = run_experiment(home, list(args.datasets or PAPER_DATASETS), args.profile, args.arch, args.steps)
+    elif args.branch == "mmt":
+        from assets.symbolic.mmt_data import DEFAULT_DATASETS
+
+        datasets = list(args.datasets or DEFAULT_DATASETS)
+        results = ingest(home, datasets) | run_mmt(home, datasets, args.profile, args.steps or 0)
+    else:
+        datasets = list(args.datasets or INSTRUMENTATION_DATASETS)
+        results = ingest(home, datasets) | run_instrumentation(home, datasets, args.profile, args.steps or 0, args.archs)
     print_summary(home, results)
     return 0 if all(results.values()) else 1
 
@@ -127,6 +195,51 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_instrument(args: argparse.Namespace) -> int:
+    """Arrange a solo score for the parts of `models:/part_separation@<alias>`."""
+    import muspy
+
+    from assets.symbolic.instrumentation import InstrumentationError, arrange
+    from models import part_separation as ps
+    from storage import tracking
+
+    home = BatonHome.from_env().ensure()
+    uri = tracking.default_tracking_uri(home)
+    version = tracking.get_alias_version(uri, "part_separation", args.alias)
+    if version is None:
+        print(
+            f"error: no model part_separation@{args.alias} in the registry at {uri}; train and evaluate one first "
+            "(baton experiment --branch instrumentation, or materialize part_separation_model and part_separation_eval)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        music = muspy.read(args.input)
+    except Exception as exc:  # muspy raises many types for unreadable files; the message is what matters
+        print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
+        return 2
+    model_dir = tracking.download_artifacts(uri, version, os.path.join(home.cache, "models", f"part_separation-{version.version}"))
+    model, cfg = ps.load_model(model_dir)
+    try:
+        arranged = arrange(music, model, cfg, version.tags["part_names"].split(","), version.tags.get("scheme", ""))
+    except InstrumentationError as exc:
+        print(f"error: {args.input}: {exc}", file=sys.stderr)
+        return 2
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    muspy.write_midi(args.output, arranged)
+    print(f"{args.output}: part_separation v{version.version} ({version.tags.get('arch')})")
+    for track in arranged.tracks:
+        print(f"  {track.name:10} program {track.program:3}  {len(track.notes)} notes")
+    if args.audio:
+        from assets.synth import render_midi
+        from pipelines.tools import require_tools, soundfont_path
+
+        require_tools()
+        render_midi(args.output, args.audio, soundfont_path())
+        print(f"  audio: {args.audio}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """The README's perplexity table and heatmap, from the latest cross_dataset_perplexity materialization."""
     from assets.symbolic.language_model import heatmap_png
@@ -156,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     exp = sub.add_parser("experiment", help="the MusPy cross-dataset experiment")
     exp.add_argument("--datasets", nargs="*")
     exp.add_argument("--profile", default="paper", choices=["smoke", "paper"])
-    exp.add_argument("--arch", default="lstm", choices=["rnn", "lstm", "gru", "transformer"])
+    exp.add_argument("--branch", default="muspy", choices=["muspy", "mmt", "instrumentation"],
+                     help="muspy: cross-dataset perplexity; mmt: Multitrack Music Transformer; instrumentation: Table 4.2")
+    exp.add_argument("--arch", default="lstm", choices=["rnn", "lstm", "gru", "transformer"], help="muspy branch only")
+    exp.add_argument("--archs", nargs="*", help="instrumentation branch: architectures to train (default: all four)")
     exp.add_argument("--steps", type=int, help="training steps per model (default: the profile's)")
     exp.set_defaults(func=cmd_experiment)
     ui = sub.add_parser("ui", help="Dagster and MLflow UIs on 127.0.0.1 over the same BATON_HOME")
@@ -172,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("name")
     add.add_argument("path")
     ds.set_defaults(func=cmd_datasets)
+    inst = sub.add_parser("instrument", help="arrange a solo (keyboard) score for several instruments")
+    inst.add_argument("input", help="MIDI, MusicXML or another format muspy reads")
+    inst.add_argument("output", help="the arranged MIDI file")
+    inst.add_argument("--alias", default="champion", help="registry alias of part_separation to use")
+    inst.add_argument("--audio", help="also render the arrangement to this WAV file")
+    inst.set_defaults(func=cmd_instrument)
     report = sub.add_parser("report", help="perplexity table (markdown) and heatmap PNG for the README")
     report.add_argument("--png", default="docs/cross_dataset_perplexity.png")
     report.set_defaults(func=cmd_report)

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from assets.symbolic.defs import assets as symbolic_assets
+from assets.symbolic.instrumentation_defs import assets as instrumentation_assets
 from assets.symbolic.mmt_defs import assets as mmt_assets
 from pipelines.jobs import jobs
 from pipelines.resources import HomeResource, QualityGates
@@ -18,7 +19,7 @@ def build_defs(home: BatonHome) -> dg.Definitions:
     """Definitions bound to one home directory, so tests can point everything at a temporary one."""
     home.ensure()
     return dg.Definitions(
-        assets=[*symbolic_assets, *mmt_assets],
+        assets=[*symbolic_assets, *mmt_assets, *instrumentation_assets],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

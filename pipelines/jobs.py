@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.symbolic.defs import COMBINED, DATASETS
+from assets.symbolic.instrumentation_defs import ARCHS
 
 symbolic_dataset_job = dg.define_asset_job(
     "symbolic_dataset",
@@ -51,4 +52,24 @@ mmt_job = dg.define_asset_job(
     description="Train the Multitrack Music Transformer, generate in all three modes, evaluate and promote.",
 )
 
-jobs = [symbolic_dataset_job, mmt_codes_job, mmt_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job]
+part_notes_job = dg.define_asset_job(
+    "part_notes_job",
+    selection=dg.AssetSelection.assets("part_notes", "part_notes_rejects"),
+    partitions_def=DATASETS,
+    description="Extract one dataset's part-labelled downmixes for automatic instrumentation.",
+)
+
+part_separation_job = dg.define_asset_job(
+    "part_separation_train",
+    selection=dg.AssetSelection.assets("part_separation_model"),
+    partitions_def=ARCHS,
+    description="Train one part-separation architecture (backfill all four for the Table 4.2 comparison).",
+)
+
+instrumentation_job = dg.define_asset_job(
+    "instrumentation_eval",
+    selection=dg.AssetSelection.assets("part_separation_eval", "instrumentation"),
+    description="Compare the architectures with the baselines, promote the best, arrange example scores.",
+)
+
+jobs = [symbolic_dataset_job, mmt_codes_job, mmt_job, part_notes_job, part_separation_job, instrumentation_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job]

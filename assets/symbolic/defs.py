@@ -1,7 +1,6 @@
 """Dagster wiring of the symbolic lineage: config, partitions, metadata and checks only."""
 
 
-import io
 import os
 import sys
 from dataclasses import asdict, fields
@@ -10,9 +9,9 @@ import dagster as dg
 import mlflow
 import pandas as pd
 import torch
-from PIL import Image
 from tqdm import tqdm
 
+from assets import plots
 from assets.symbolic import events, ingest, language_model, stats, tables
 from assets.symbolic.datasets import ScoreItem, download, get_info, list_items
 from models import music_lm as lm
@@ -370,7 +369,7 @@ def cross_dataset_perplexity(
     png = language_model.heatmap_png(matrix)
     promoted = []
     with tracking.run(context, run_name="cross_dataset_perplexity") as run:
-        mlflow.log_image(Image.open(io.BytesIO(png)), "cross_dataset_perplexity.png")
+        mlflow.log_image(plots.png_image(png), "cross_dataset_perplexity.png")
         mlflow.log_text(matrix.to_csv(), "cross_dataset_perplexity.csv")
         for name in datasets:
             if name not in models:
