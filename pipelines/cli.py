@@ -240,23 +240,75 @@ def cmd_instrument(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """The README's perplexity table and heatmap, from the latest cross_dataset_perplexity materialization."""
+def report_perplexity(home: BatonHome, png: str) -> None:
     from assets.symbolic.language_model import heatmap_png
     from pipelines.metadata import markdown_table
     from storage import shards
 
-    home = BatonHome.from_env()
     long = shards.read_table(home.datasets, "cross_dataset_perplexity", "__all__").to_pandas()
     matrix = long.pivot(index="trained_on", columns="tested_on", values="perplexity")
     order = [c for c in matrix.columns] + [r for r in matrix.index if r not in matrix.columns]
     matrix = matrix.reindex(order)
     matrix.index.name, matrix.columns.name = "trained on", "tested on"
-    os.makedirs(os.path.dirname(args.png) or ".", exist_ok=True)
-    with open(args.png, "wb") as f:
-        f.write(heatmap_png(matrix))
+    write_png(png, heatmap_png(matrix))
     print(markdown_table(matrix.round(2).reset_index(), digits=4))
-    print(f"\n![cross-dataset perplexity]({args.png})")
+    print(f"\n![cross-dataset perplexity]({png})")
+
+
+def report_instrumentation(home: BatonHome, png: str) -> None:
+    """Table 4.2 from the latest part_separation_eval, and the champion's confusion matrix."""
+    import mlflow
+
+    from pipelines.metadata import markdown_table
+    from storage import shards, tracking
+
+    table = shards.read_table(home.datasets, "part_separation_eval", "__all__").to_pandas()
+    print(markdown_table(table, digits=4))
+    uri = tracking.default_tracking_uri(home)
+    champion = tracking.get_alias_version(uri, "part_separation", "champion")
+    run = tracking.latest_run(uri, "baton", "part_separation_eval")
+    if run is not None and champion is not None:
+        name = f"confusion_{champion.tags.get('arch')}.png"
+        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=name, tracking_uri=uri, dst_path=home.cache)
+        with open(local, "rb") as f:
+            write_png(png, f.read())
+        print(f"\n![part separation confusion matrix]({png})")
+
+
+def report_mmt(home: BatonHome) -> None:
+    from pipelines.metadata import markdown_table
+    from storage import shards
+
+    table = shards.read_table(home.datasets, "mmt_eval", "__all__").to_pandas()
+    columns = ["mode", *[c for c in table.columns if c.startswith(("generated_", "truth_"))], "notes_per_second"]
+    print(markdown_table(table[columns], digits=3))
+
+
+def write_png(path: str, png: bytes) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(png)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The README's result tables and figures, from the latest evaluation materializations."""
+    from storage import shards
+
+    home = BatonHome.from_env()
+    sections = {
+        "perplexity": ("cross_dataset_perplexity", lambda: report_perplexity(home, args.png)),
+        "instrumentation": ("part_separation_eval", lambda: report_instrumentation(home, args.confusion_png)),
+        "mmt": ("mmt_eval", lambda: report_mmt(home)),
+    }
+    chosen = list(sections) if args.section == "all" else [args.section]
+    for name in chosen:
+        asset, show = sections[name]
+        print(f"### {name}\n")
+        if shards.read_manifest(home.datasets, asset, "__all__") is None:
+            print(f"(no {asset} yet: run `baton experiment --branch {'muspy' if name == 'perplexity' else name}`)\n")
+            continue
+        show()
+        print()
     return 0
 
 
@@ -295,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     inst.add_argument("--audio", help="also render the arrangement to this WAV file")
     inst.set_defaults(func=cmd_instrument)
     report = sub.add_parser("report", help="perplexity table (markdown) and heatmap PNG for the README")
+    report.add_argument("--section", default="all", choices=["all", "perplexity", "instrumentation", "mmt"])
     report.add_argument("--png", default="docs/cross_dataset_perplexity.png")
+    report.add_argument("--confusion-png", default="docs/part_separation_confusion.png")
     report.set_defaults(func=cmd_report)
     args = parser.parse_args(argv)
     return args.func(args)

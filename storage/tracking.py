@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
@@ -155,17 +156,23 @@ def log_version_metrics(tracking_uri: str, version: ModelVersion, metrics: dict[
         client.log_metric(version.run_id, key, float(value))
 
 
-def latest_run_url(tracking_uri: str, experiment: str, run_name: str, ui_url: str) -> str | None:
-    """Link to the newest run of that name, for pointing a person at results."""
+def latest_run(tracking_uri: str, experiment: str, run_name: str) -> Run | None:
+    """The newest run of that name, or None."""
     exp = _client(tracking_uri).get_experiment_by_name(experiment)
     if exp is None:
         return None
     runs = _client(tracking_uri).search_runs(
         [exp.experiment_id], f"attributes.run_name = '{run_name}'", order_by=["attributes.start_time DESC"], max_results=1
     )
-    if not runs:
+    return runs[0] if runs else None
+
+
+def latest_run_url(tracking_uri: str, experiment: str, run_name: str, ui_url: str) -> str | None:
+    """Link to the newest run of that name, for pointing a person at results."""
+    run = latest_run(tracking_uri, experiment, run_name)
+    if run is None:
         return None
-    return f"{ui_url.rstrip('/')}/#/experiments/{exp.experiment_id}/runs/{runs[0].info.run_id}"
+    return f"{ui_url.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
 
 
 def promote_if_better(
