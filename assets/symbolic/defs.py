@@ -17,6 +17,12 @@ from assets.symbolic.datasets import ScoreItem, download, get_info, list_items
 from models import music_lm as lm
 from pipelines.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from pipelines.resources import HomeResource, QualityGates
+from pipelines.training import (
+    checkpoint_dir,
+    log_step,
+    register_model,
+    training_metadata,
+)
 from storage import shards
 from storage.tracking import MlflowResource
 
@@ -242,12 +248,6 @@ def registry_name(training_set: str) -> str:
     return f"music_lm-{training_set}"
 
 
-def log_step(metrics: dict[str, float], step: int) -> None:
-    """Every 10th training step and every evaluation: per-step writes would dominate a CPU run."""
-    if step % 10 == 0 or "val_loss" in metrics:
-        mlflow.log_metrics(metrics, step=step)
-
-
 def train_and_register(
     context: dg.AssetExecutionContext,
     config: MusicLMConfig,
@@ -263,9 +263,7 @@ def train_and_register(
     missing = [d for d in datasets if shards.read_manifest(root, "event_sequences", d) is None]
     if missing:
         raise dg.Failure(f"event_sequences not materialized for {missing}: materialize those partitions first")
-    # Retries and re-executions of one run share the checkpoint directory; a new run starts over.
-    run_root = context.run.root_run_id or context.run_id
-    ckpt_dir = os.path.join(home.home.checkpoints, "music_lm", training_set, run_root)
+    ckpt_dir = checkpoint_dir(context, home, "music_lm", training_set)
     with tracking.run(context, run_name=f"music_lm-{training_set}") as run:
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets), "stratified": stratified})
         model, result = language_model.train_on(
@@ -281,19 +279,9 @@ def train_and_register(
         mlflow.log_metrics({"test_perplexity": test_ppl, "steps": result.steps, "best_step": result.best_step})
         model_dir = os.path.join(ckpt_dir, "model")
         lm.save_model(model, cfg, model_dir)
-        mlflow.log_artifacts(model_dir, "model")
-        version = tracking.register(registry_name(training_set), run.info.run_id, "model")
+        version = register_model(tracking, run, model_dir, registry_name(training_set), {})
     return dg.MaterializeResult(
-        metadata={
-            "registered_model": registry_name(training_set),
-            "version": version,
-            "test_perplexity": test_ppl,
-            "best_val_loss": result.best_metric,
-            "steps": result.steps,
-            "stopped_early": result.stopped_early,
-            "resumed_from": result.resumed_from if result.resumed_from is not None else -1,
-            "mlflow_run": tracking.run_url(run),
-        }
+        metadata={**training_metadata(registry_name(training_set), version, result, tracking.run_url(run)), "test_perplexity": test_ppl}
     )
 
 

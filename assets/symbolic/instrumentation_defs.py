@@ -24,6 +24,13 @@ from models.training import default_device
 from pipelines.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from pipelines.resources import HomeResource
 from pipelines.tools import soundfont_path
+from pipelines.training import (
+    checkpoint_dir,
+    log_step,
+    profile_config,
+    register_model,
+    training_metadata,
+)
 from storage import shards
 from storage.tracking import MlflowResource
 
@@ -105,11 +112,6 @@ class PartSepTrainConfig(dg.Config):
     seed: int = 0
 
 
-def log_every_tenth(metrics: dict[str, float], step: int) -> None:
-    if step % 10 == 0 or "val_loss" in metrics:
-        mlflow.log_metrics(metrics, step=step)
-
-
 @dg.asset(
     partitions_def=ARCHS,
     deps=[dg.AssetDep("part_notes", partition_mapping=dg.AllPartitionMapping())],
@@ -121,40 +123,24 @@ def part_separation_model(
     context: dg.AssetExecutionContext, config: PartSepTrainConfig, home: HomeResource, tracking: MlflowResource
 ) -> dg.MaterializeResult:
     """One part-separation architecture, trained with resume and registered as part_separation@candidate."""
-    if config.profile not in ps.PROFILES:
-        raise dg.Failure(f"unknown profile {config.profile!r}: use one of {sorted(ps.PROFILES)}")
     arch = context.partition_key
     datasets = part_datasets(home, config.datasets)
     train_songs, valid_songs = read_songs(home, datasets, "train"), read_songs(home, datasets, "valid")
     if not train_songs or not valid_songs:
         raise dg.Failure(f"{datasets} have {len(train_songs)} training and {len(valid_songs)} validation songs; need both")
-    cfg = replace(ps.PROFILES[config.profile], arch=arch, seed=config.seed)
-    if config.max_steps:
-        cfg = replace(cfg, max_steps=config.max_steps)
-    cfg = ps.configure(cfg, train_songs)
-    ckpt_dir = os.path.join(home.home.checkpoints, "part_separation", arch, context.run.root_run_id or context.run_id)
+    cfg = ps.configure(replace(profile_config(ps.PROFILES, config.profile, config.seed, config.max_steps), arch=arch), train_songs)
+    ckpt_dir = checkpoint_dir(context, home, "part_separation", arch)
     with tracking.run(context, run_name=f"part_separation-{arch}") as run:
-        model, result = ps.train(cfg, train_songs, valid_songs, ckpt_dir, log_every_tenth, progress=sys.stderr.isatty())
+        model, result = ps.train(cfg, train_songs, valid_songs, ckpt_dir, log_step, progress=sys.stderr.isatty())
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets)})
         model_dir = os.path.join(ckpt_dir, "model")
         ps.save_model(model, cfg, model_dir)
-        mlflow.log_artifacts(model_dir, "model")
         tags = {
             "arch": arch, "datasets": ",".join(datasets), "scheme": train_songs[0].scheme,
             "part_names": ",".join(train_songs[0].part_names), "profile": config.profile,
         }
-        version = tracking.register(REGISTERED, run.info.run_id, "model", tags=tags)
-    return dg.MaterializeResult(
-        metadata={
-            "registered_model": REGISTERED,
-            "version": version,
-            "best_val_loss": result.best_metric,
-            "steps": result.steps,
-            "stopped_early": result.stopped_early,
-            "resumed_from": result.resumed_from if result.resumed_from is not None else -1,
-            "mlflow_run": tracking.run_url(run),
-        }
-    )
+        version = register_model(tracking, run, model_dir, REGISTERED, tags)
+    return dg.MaterializeResult(metadata=training_metadata(REGISTERED, version, result, tracking.run_url(run)))
 
 
 def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion):

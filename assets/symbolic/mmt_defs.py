@@ -3,7 +3,7 @@
 
 import os
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +20,13 @@ from models.training import default_device
 from pipelines.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from pipelines.resources import HomeResource
 from pipelines.tools import soundfont_path
+from pipelines.training import (
+    checkpoint_dir,
+    log_step,
+    profile_config,
+    register_model,
+    training_metadata,
+)
 from storage import shards
 from storage.tracking import MlflowResource
 
@@ -92,11 +99,6 @@ def training_sets(home: HomeResource, requested: list[str]) -> list[str]:
     return datasets
 
 
-def log_every_tenth(metrics: dict[str, float], step: int) -> None:
-    if step % 10 == 0 or "val_loss" in metrics:
-        mlflow.log_metrics(metrics, step=step)
-
-
 @dg.asset(
     deps=[dg.AssetDep("mmt_codes", partition_mapping=dg.AllPartitionMapping())],
     group_name=GROUP,
@@ -107,37 +109,23 @@ def mmt_model(
     context: dg.AssetExecutionContext, config: MMTTrainConfig, home: HomeResource, tracking: MlflowResource
 ) -> dg.MaterializeResult:
     """The Multitrack Music Transformer, trained with resume and registered as mmt@candidate."""
-    if config.profile not in mmt.PROFILES:
-        raise dg.Failure(f"unknown profile {config.profile!r}: use one of {sorted(mmt.PROFILES)}")
-    cfg = replace(mmt.PROFILES[config.profile], seed=config.seed)
-    if config.max_steps:
-        cfg = replace(cfg, max_steps=config.max_steps)
+    cfg = profile_config(mmt.PROFILES, config.profile, config.seed, config.max_steps)
     root = home.home.datasets
     datasets = training_sets(home, config.datasets)
     _, train_seqs = mmt_data.read_sequences(root, datasets, "train")
     _, valid_seqs = mmt_data.read_sequences(root, datasets, "valid")
     if not train_seqs or not valid_seqs:
         raise dg.Failure(f"{datasets} have {len(train_seqs)} training and {len(valid_seqs)} validation songs; need both")
-    ckpt_dir = os.path.join(home.home.checkpoints, "mmt", context.run.root_run_id or context.run_id)
+    ckpt_dir = checkpoint_dir(context, home, "mmt")
     with tracking.run(context, run_name="mmt") as run:
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets)})
-        model, result = mmt.train(cfg, train_seqs, valid_seqs, ckpt_dir, log_every_tenth, progress=sys.stderr.isatty())
+        model, result = mmt.train(cfg, train_seqs, valid_seqs, ckpt_dir, log_step, progress=sys.stderr.isatty())
         mlflow.log_metrics({"best_val_loss": result.best_metric, "steps": result.steps})
         model_dir = os.path.join(ckpt_dir, "model")
         mmt.save_model(model, cfg, model_dir)
-        mlflow.log_artifacts(model_dir, "model")
-        version = tracking.register(REGISTERED, run.info.run_id, "model", tags={"datasets": ",".join(datasets), "profile": config.profile})
+        version = register_model(tracking, run, model_dir, REGISTERED, {"datasets": ",".join(datasets), "profile": config.profile})
     return dg.MaterializeResult(
-        metadata={
-            "registered_model": REGISTERED,
-            "version": version,
-            "best_val_loss": result.best_metric,
-            "steps": result.steps,
-            "stopped_early": result.stopped_early,
-            "resumed_from": result.resumed_from if result.resumed_from is not None else -1,
-            "train_songs": len(train_seqs),
-            "mlflow_run": tracking.run_url(run),
-        }
+        metadata={**training_metadata(REGISTERED, version, result, tracking.run_url(run)), "train_songs": len(train_seqs)}
     )
 
 

@@ -1,0 +1,93 @@
+"""The MMT branch in a real Dagster instance with MLflow on sqlite: codes, model, samples, evaluation."""
+
+import glob
+import os
+import shutil
+
+import dagster as dg
+import muspy
+import music21
+import numpy as np
+import pytest
+
+from models import mmt_encoding
+from pipelines.definitions import build_defs
+from storage import shards, tracking
+
+CORPUS = os.path.join(os.path.dirname(music21.__file__), "corpus")
+
+
+def write(path, tracks):
+    muspy.write_midi(path, muspy.Music(resolution=24, tempos=[muspy.Tempo(0, 100.0)], tracks=tracks))
+
+
+def notes(pitch=60, n=16):
+    return [muspy.Note(24 * i, pitch + i % 5, 24, 90) for i in range(n)]
+
+
+@pytest.fixture
+def lineage(home):
+    folder = os.path.join(home.raw, "incoming", "mixed")
+    os.makedirs(folder)
+    for path in sorted(glob.glob(os.path.join(CORPUS, "bach", "bwv2[0-9]*.mxl")))[:16]:
+        shutil.copy(path, folder)
+    for path in sorted(glob.glob(os.path.join(CORPUS, "haydn", "opus1no1", "*.mxl")))[:2]:
+        shutil.copy(path, os.path.join(folder, "haydn-" + os.path.basename(path)))
+    write(os.path.join(folder, "drums.mid"), [muspy.Track(program=0, is_drum=True, notes=notes(38))])
+    write(os.path.join(folder, "sound_effects.mid"), [muspy.Track(program=122, notes=notes())])  # seashore: no MMT instrument
+    write(os.path.join(folder, "empty.mid"), [muspy.Track(program=0)])
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("datasets", ["incoming_mixed"])
+        yield build_defs(home), instance, home
+
+
+def run(defs, instance, job, partition=None, ops=None):
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition, run_config={"ops": ops or {}})
+    assert result.success
+    return result
+
+
+def test_mmt_branch_trains_generates_evaluates_and_promotes(lineage):
+    defs, instance, home = lineage
+    part = "incoming_mixed"
+    run(defs, instance, "ingest_scores_job", part)
+    ingest_rejects = shards.read_table(home.datasets, "notes_rejects", part).to_pandas()
+    assert ingest_rejects["item"].str.endswith("empty.mid").tolist() == [True]
+
+    run(defs, instance, "mmt_codes_job", part)
+    codes = shards.read_table(home.datasets, "mmt_codes", part).to_pandas()
+    assert len(codes) == 18 and "test" in set(codes["split"]) and set(codes["split"]) <= {"train", "valid", "test"}
+    assert (codes["n_events"] <= 1024).all() and (codes["n_notes"] > 10).all()
+    rejects = shards.read_table(home.datasets, "mmt_codes_rejects", part).to_pandas().set_index("item")
+    assert sorted(os.path.basename(i) for i in rejects.index) == ["drums.mid", "sound_effects.mid"]
+    assert all(rejects["error_type"] == "EncodingError")
+    assert rejects.filter(like="drums", axis=0)["message"].iloc[0].lower().count("drum") >= 1
+
+    ops = {
+        "mmt_model": {"config": {"profile": "smoke", "datasets": [part], "max_steps": 6}},
+        "mmt_samples": {"config": {"datasets": [part], "per_mode": 1, "max_len": 96}},
+        "mmt_eval": {"config": {"datasets": [part]}},
+    }
+    result = run(defs, instance, "mmt_train_and_evaluate", ops=ops)
+    uri = tracking.default_tracking_uri(home)
+    candidate = tracking.get_alias_version(uri, "mmt", "candidate")
+    champion = tracking.get_alias_version(uri, "mmt", "champion")
+    assert candidate is not None and champion is not None and champion.version == candidate.version
+    assert tracking.metric_of(uri, candidate, "test_loss") > 0
+
+    samples = shards.read_table(home.datasets, "mmt_samples", "__all__")
+    frame = samples.drop_columns(["codes"]).to_pandas()
+    assert sorted(frame["mode"]) == ["continuation", "instrument", "unconditioned"]
+    for row, rows in zip(frame.itertuples(), samples.column("codes").to_pylist()):
+        assert os.path.exists(row.midi) and os.path.exists(row.midi[:-4] + ".png")
+        assert mmt_encoding.validate(np.array(rows)) == []
+        assert row.n_events <= 96
+    evaluation = shards.read_table(home.datasets, "mmt_eval", "__all__").to_pandas().set_index("mode")
+    assert set(evaluation.index) == {"unconditioned", "instrument", "continuation"}
+    assert (evaluation["truth_pitch_class_entropy"] > 1).all()
+    assert result.asset_materializations_for_node("mmt_eval")[0].metadata["promoted_to_champion"].value is True
+
+    # A second model that is no better on test loss does not take over.
+    again = run(defs, instance, "mmt_train_and_evaluate", ops={**ops, "mmt_model": {"config": {**ops["mmt_model"]["config"], "max_steps": 1}}})
+    assert again.asset_materializations_for_node("mmt_eval")[0].metadata["promoted_to_champion"].value is False
+    assert tracking.get_alias_version(uri, "mmt", "champion").version == champion.version
