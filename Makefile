@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export BATON_HOME ?= $(CURDIR)/.baton
 
-.PHONY: setup demo test ui bench readme-figures clean
+.PHONY: setup demo test ui bench bench-ingest bench-mmt bench-parts clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -17,8 +17,16 @@ test: setup
 ui: setup
 	$(VENV)/bin/baton ui
 
-bench: setup
+bench: bench-ingest bench-mmt bench-parts
+
+bench-ingest: setup
 	$(PY) bench/ingest.py --stride 10
+
+bench-mmt: setup
+	$(PY) bench/mmt_generation.py --events 1024 --threads 1
+
+bench-parts: setup
+	$(PY) bench/part_baselines.py
 
 clean:
 	rm -rf $(BATON_HOME)
