@@ -11,7 +11,18 @@ from __future__ import annotations
 from fractions import Fraction
 
 import muspy
-from music21 import bar, chord, exceptions21, instrument, key, meter, note, repeat, stream, tempo
+from music21 import (
+    bar,
+    chord,
+    exceptions21,
+    instrument,
+    key,
+    meter,
+    note,
+    repeat,
+    stream,
+    tempo,
+)
 
 DEFAULT_QPM = 120.0
 DEFAULT_VELOCITY = 64

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import stat
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from xml.etree import ElementTree
 
 import music21
 import muspy
@@ -82,9 +84,39 @@ def _read_musicxml(item: ScoreItem, resolution: int) -> muspy.Music:
     """muspy's reader: on the Bach chorales it gives the same notes as music21 with repeats
     expanded, at a tenth of the time; music21 is the fallback for files it cannot handle."""
     try:
-        return muspy.read_musicxml(item.path)
+        music = muspy.read_musicxml(item.path)
     except Exception:  # muspy's reader fails on valid files it does not cover; music21 decides
         return _read_music21(item, resolution)
+    _fix_parts(music, item.path)
+    return music
+
+
+def _score_parts(path: str) -> list[tuple[str, int | None]]:
+    """(part name, 1-based MIDI program) of every <score-part>, read from the (possibly zipped) file."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            container = ElementTree.fromstring(archive.read("META-INF/container.xml"))
+            rootfile = next(e.get("full-path") for e in container.iter() if e.tag.endswith("rootfile"))
+            root = ElementTree.fromstring(archive.read(rootfile))
+    else:
+        root = ElementTree.parse(path).getroot()
+    parts = []
+    for part in root.iter("score-part"):
+        program = part.findtext("midi-instrument/midi-program")
+        parts.append(((part.findtext("part-name") or "").strip(), int(program) if program else None))
+    return parts
+
+
+def _fix_parts(music: muspy.Music, path: str) -> None:
+    """muspy names a track after its <instrument-name> ("Instrument 1" in many chorales) and keeps
+    MusicXML's 1-based <midi-program>; use the part name and the 0-based General MIDI program."""
+    parts = _score_parts(path)
+    if len(parts) != len(music.tracks):
+        return
+    for track, (name, program) in zip(music.tracks, parts):
+        track.name = name or track.name
+        if program is not None and track.program == program:
+            track.program = max(0, program - 1)
 
 
 @contextmanager

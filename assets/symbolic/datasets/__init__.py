@@ -11,7 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import local
-from .archives import ChecksumError, DownloadError, download_archive, extracted_dir, is_complete
+from .archives import (
+    ChecksumError,
+    DownloadError,
+    download_archive,
+    extracted_dir,
+    is_complete,
+)
 from .formats import items_for_file
 from .hymnal import download_hymnal
 from .items import DatasetInfo, ScoreItem
