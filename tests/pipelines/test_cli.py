@@ -26,6 +26,7 @@ def test_report_writes_heatmap_and_table(home, tmp_path, capsys):
     png = tmp_path / "heatmap.png"
     assert main(["report", "--png", str(png)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "| trained on | a | b |"
-    assert [line.split(" | ")[0] for line in out[2:5]] == ["| a", "| b", "| all"]
+    assert out[:3] == ["### perplexity", "", "| trained on | a | b |"]
+    assert [line.split(" | ")[0] for line in out[4:7]] == ["| a", "| b", "| all"]
     assert png.read_bytes().startswith(b"\x89PNG")
+    assert "(no part_separation_eval yet: run `baton experiment --branch instrumentation`)" in out
