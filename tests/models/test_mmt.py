@@ -73,15 +73,6 @@ def no_log(metrics, step):
     pass
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; more only add synchronisation on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(one_thread, tmp_path_factory):
     model, result = train(TINY, SONGS, SONGS, str(tmp_path_factory.mktemp("ckpt")), no_log, device="cpu")

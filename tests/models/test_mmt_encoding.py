@@ -1,6 +1,5 @@
 import muspy
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from assets.symbolic import tables
@@ -8,7 +7,6 @@ from assets.symbolic.datasets import ScoreItem
 from assets.symbolic.datasets.music21_corpus import CORPUS_DIR
 from assets.symbolic.ingest import music_to_rows
 from assets.symbolic.readers import read_item
-from models import mmt_encoding as mmt
 from models.mmt_encoding import (
     FIELD_SIZES,
     INSTRUMENT_PROGRAMS,

@@ -55,15 +55,6 @@ def _song(seed: int, n_notes: int = 30, parts: tuple[int, ...] = (0, 1, 2)) -> P
     )  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest single-threaded; several threads only contend on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def songs() -> list[PartSong]:
     return [_song(seed) for seed in range(12)]

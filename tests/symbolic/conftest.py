@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import muspy
-import pytest
 
 ABC_TWO_TUNES = """%abc-2.1
 % a header comment shared by all tunes
