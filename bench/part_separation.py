@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from assets.symbolic import ingest, part_notes
+from assets.symbolic import ingest, part_baselines, part_notes
 from assets.symbolic.datasets import list_items
 
 DATASET = "bach_chorales"
@@ -85,7 +85,7 @@ def run(arch: str, args: argparse.Namespace, songs: list[part_notes.PartSong]) -
             "accuracy": test["accuracy"],
             "loss": test["loss"],
             "n_notes": test["n_notes"],
-            "confusion": test["confusion"].tolist(),
+            "confusion": part_baselines.confusion_matrix(test["predictions"], test["labels"], cfg.n_parts).tolist(),
         }
     report["published"] = PUBLISHED.get(arch)
     return report

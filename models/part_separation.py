@@ -425,7 +425,7 @@ def evaluate(model: nn.Module, cfg: PartSepConfig, songs: Sequence[PartSong], us
 
     ``use_hints`` gives the model the hints of each song's labels; otherwise it sees no entry
     hints and the training-set pitch means, as on a user's unlabeled input. Also returns the
-    concatenated ``labels`` and ``predictions`` and the ``confusion`` matrix (rows: true part).
+    concatenated ``labels`` and ``predictions``.
     """
     songs = [s for s in songs if len(s.pitch)]
     if not songs:
@@ -438,14 +438,12 @@ def evaluate(model: nn.Module, cfg: PartSepConfig, songs: Sequence[PartSong], us
     labels = np.concatenate([s.label for s in songs])
     predictions = logits.argmax(-1)
     loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
-    confusion = np.bincount(labels * cfg.n_parts + predictions, minlength=cfg.n_parts**2).reshape(cfg.n_parts, -1)
     return {
         "accuracy": float((predictions == labels).mean()),
         "loss": loss,
         "n_notes": len(labels),
         "labels": labels,
         "predictions": predictions,
-        "confusion": confusion,
     }
 
 
