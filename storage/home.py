@@ -62,6 +62,9 @@ class BatonHome:
             dirs.append(self.datasets)
         for d in dirs:
             Path(d).mkdir(parents=True, exist_ok=True)
-        # An empty instance config tells Dagster the defaults (sqlite under DAGSTER_HOME) are intended.
-        Path(self.dagster, "dagster.yaml").touch(exist_ok=True)
+        # Dagster's defaults (sqlite under DAGSTER_HOME) are intended; telemetry has no network to reach
+        # and would only print its banner into every CLI run.
+        config = Path(self.dagster, "dagster.yaml")
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
         return self

@@ -20,6 +20,11 @@ def test_layout_and_ensure(tmp_path, monkeypatch):
     for name in ["dagster", "raw", "datasets", "mlflow", "incoming", "cache", "cache/checkpoints"]:
         assert (root / name).is_dir(), name
     assert home.datasets == str(root / "datasets")
+    config = root / "dagster" / "dagster.yaml"
+    assert "enabled: false" in config.read_text()
+    config.write_text("run_monitoring:\n  enabled: true\n")
+    home.ensure()
+    assert config.read_text() == "run_monitoring:\n  enabled: true\n"  # a user's instance config is kept
 
 
 def test_datasets_uri_override_is_not_created_locally(tmp_path, monkeypatch):
