@@ -435,8 +435,10 @@ def train_alignment(
     return _train("alignment", cfg, train_clips, valid_clips, ckpt_dir, log, device, progress)
 
 
-def _predict(model: nn.Module, cfg: DeepPerformerConfig, clips: Sequence[Clip]) -> list[np.ndarray]:
-    """Float32 output of each clip, padded to its batch's widths (callers trim); leaves ``model`` in eval mode."""
+@torch.no_grad()
+def predict(model: nn.Module, cfg: DeepPerformerConfig, clips: Sequence[Clip]) -> list[np.ndarray]:
+    """Float32 output of each clip (a log-mel with the clip's own note frames, or note timings), padded to
+    its batch's widths: trim to ``len(clip.mel)`` or ``len(clip.pitch)``. Leaves ``model`` in eval mode."""
     model.eval()
     device = model_device(model)
     return [
@@ -460,7 +462,7 @@ def align(alignment: nn.Module, cfg: DeepPerformerConfig, score: Clip) -> tuple[
     window = (prior // cfg.crop_frames).astype(np.int64)
     firsts = np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
     windows = [_select(score, slice(a, b)) for a, b in zip(firsts, np.r_[firsts[1:], n])]
-    timing = np.concatenate([t[: len(w.pitch)] for t, w in zip(_predict(alignment, cfg, windows), windows)])
+    timing = np.concatenate([t[: len(w.pitch)] for t, w in zip(predict(alignment, cfg, windows), windows)])
     onset = np.rint(np.repeat(prior[firsts], np.diff(np.r_[firsts, n])) + timing[:, 0]).astype(np.int64)
     onset -= onset.min()
     return onset, onset + np.maximum(np.rint(timing[:, 1]), 1).astype(np.int64)
@@ -505,7 +507,7 @@ def synthesize(
     windows = [crop(score, start, cfg.crop_frames) for start in starts]
     mel = np.zeros((total, cfg.n_mels), np.float32)
     weight = np.zeros((total, 1), np.float32)
-    for start, out in zip(starts, _predict(synthesis, cfg, windows)):
+    for start, out in zip(starts, predict(synthesis, cfg, windows)):
         length = min(cfg.crop_frames, total - start)
         ramp = np.minimum(np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)) / (overlap + 1), 1.0)
         mel[start : start + length] += ramp[:, None] * out[:length]
