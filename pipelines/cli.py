@@ -108,6 +108,49 @@ def run_instrumentation(home: BatonHome, datasets: list[str], profile: str, step
     return results
 
 
+def run_performance_data(home: BatonHome, manifest: str | None = None, method: str = "v2") -> dict[str, bool]:
+    """A violin manifest (default: the shared sample) read into `recordings` partitions, every recording
+    from audio and score to aligned clips, then the reject-rate gate over all of them."""
+    import pyarrow.compute as pc
+
+    from storage import shards
+    from storage.io_manager import UNPARTITIONED
+
+    manifest = manifest or "sample"
+    print(f"== recordings from {manifest}", flush=True)
+    config = {"manifest": manifest, "download": True}  # download: only the release, when not unpacked yet
+    results = {"recordings": run_job(home, "violin_recordings_job", ops={"recordings": {"config": config}})}
+    if not results["recordings"]:
+        return results
+    table = shards.read_table(home.datasets, "recordings", UNPARTITIONED, ["id"], filter=pc.field("manifest") == manifest)
+    for recording in table.column("id").to_pylist():
+        print(f"== {recording}: audio, score -> rendering -> alignment ({method}) -> clips", flush=True)
+        results[recording] = run_job(home, "violin_data_job", recording, {"alignments": {"config": {"method": method}}})
+    print("== violin_reject_rate", flush=True)
+    results["violin_reject_rate"] = run_job(home, "violin_reject_rate_job")
+    return results
+
+
+def run_performance(home: BatonHome, profile: str, steps: int = 0, manifest: str | None = None, method: str = "v2") -> dict:
+    """The violin recordings to clips, the Deep Performer's models (the three Table 5.1 variants) and their evaluation."""
+    from assets.performance.model_defs import VARIANTS
+
+    results = run_performance_data(home, manifest, method)
+    config = {"config": {"profile": profile, "max_steps": steps}}
+    print(f"== performance_alignment_model, performance_vocoder ({profile})", flush=True)
+    results["performance_models"] = run_job(
+        home, "performance_models_job", ops={"performance_alignment_model": config, "performance_vocoder": config}
+    )
+    for variant in VARIANTS:
+        print(f"== performance_synthesis_model[{variant}] ({profile})", flush=True)
+        results[f"performance_synthesis_model[{variant}]"] = run_job(
+            home, "performance_synthesis_train", variant, {"performance_synthesis_model": config}
+        )
+    print("== performance_eval", flush=True)
+    results["performance_eval"] = run_job(home, "performance_eval_job")
+    return results
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.tools import require_tools
 
@@ -117,6 +160,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results = run_experiment(home, datasets, "smoke", "lstm")
     results |= run_mmt(home, datasets, "smoke")
     results |= run_instrumentation(home, [d for d in datasets if d == "bach_chorales"] or datasets[:1], "smoke")
+    results |= run_performance(home, "smoke")
     print_summary(home, results)
     return 0 if all(results.values()) else 1
 
@@ -131,6 +175,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
         datasets = list(args.datasets or DEFAULT_DATASETS)
         results = ingest(home, datasets) | run_mmt(home, datasets, args.profile, args.steps or 0)
+    elif args.branch == "performance":
+        results = run_performance(home, args.profile, args.steps or 0, args.manifest, args.method)
     else:
         datasets = list(args.datasets or INSTRUMENTATION_DATASETS)
         results = ingest(home, datasets) | run_instrumentation(home, datasets, args.profile, args.steps or 0, args.archs)
@@ -240,6 +286,59 @@ def cmd_instrument(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_perform(args: argparse.Namespace) -> int:
+    """Play a score with the registry's Deep Performer champions."""
+    import soundfile as sf
+
+    from assets.performance import performing
+    from assets.performance.model_defs import ALIGNMENT, SYNTHESIS, VOCODER
+    from assets.performance.scores import ScoreError, score_notes
+    from models import deep_performer as dp
+    from models import vocoder as voc
+    from models.mel import SAMPLE_RATE
+    from storage import tracking
+
+    home = BatonHome.from_env().ensure()
+    uri = tracking.default_tracking_uri(home)
+    versions = {name: tracking.get_alias_version(uri, name, args.alias) for name in (SYNTHESIS, ALIGNMENT, VOCODER)}
+    missing = [name for name in (SYNTHESIS, ALIGNMENT) if versions[name] is None]
+    if missing:
+        print(
+            f"error: no {' or '.join(f'{m}@{args.alias}' for m in missing)} in the registry at {uri}; train and evaluate "
+            "them first (baton experiment --branch performance, or materialize the performance assets)",
+            file=sys.stderr,
+        )
+        return 2
+    dirs = {
+        name: tracking.download_artifacts(uri, v, os.path.join(home.cache, "models", f"{name}-{v.version}"))
+        for name, v in versions.items() if v is not None
+    }  # fmt: skip
+    synthesis, cfg = dp.load_model(dirs[SYNTHESIS])
+    alignment, _ = dp.load_model(dirs[ALIGNMENT])
+    vocoder = voc.load_vocoder(dirs[VOCODER])[0] if VOCODER in dirs else None
+    context = performing.read_context(dirs[SYNTHESIS])
+    try:
+        performer = performing.performer_index(context["performers"], args.performer)
+        notes = score_notes(args.score)
+    except (ValueError, ScoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    qpm = args.qpm or context["median_qpm"]
+    mel, audio = performing.perform(notes, qpm, performer, synthesis, alignment, cfg, vocoder)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    sf.write(args.output, audio, SAMPLE_RATE)
+    inverse = f"{VOCODER} v{versions[VOCODER].version}" if vocoder is not None else "Griffin-Lim"
+    print(
+        f"{args.output}: {len(notes)} notes, {len(audio) / SAMPLE_RATE:.1f} s at {qpm:.0f} qpm, played as "
+        f"{context['performers'][performer]} by {SYNTHESIS} v{versions[SYNTHESIS].version} and {ALIGNMENT} "
+        f"v{versions[ALIGNMENT].version}, inverted by {inverse}"
+    )
+    if args.png:
+        write_png(args.png, performing.spectrograms_png([(os.path.basename(args.score), mel)]))
+        print(f"  spectrogram: {args.png}")
+    return 0
+
+
 def report_perplexity(home: BatonHome, png: str) -> None:
     from assets.symbolic.language_model import heatmap_png
     from pipelines.metadata import markdown_table
@@ -284,6 +383,13 @@ def report_mmt(home: BatonHome) -> None:
     print(markdown_table(table[columns], digits=3))
 
 
+def report_performance(home: BatonHome) -> None:
+    from pipelines.metadata import markdown_table
+    from storage import shards
+
+    print(markdown_table(shards.read_table(home.datasets, "performance_eval", "__all__").to_pandas(), digits=4))
+
+
 def write_png(path: str, png: bytes) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "wb") as f:
@@ -299,6 +405,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         "perplexity": ("cross_dataset_perplexity", lambda: report_perplexity(home, args.png)),
         "instrumentation": ("part_separation_eval", lambda: report_instrumentation(home, args.confusion_png)),
         "mmt": ("mmt_eval", lambda: report_mmt(home)),
+        "performance": ("performance_eval", lambda: report_performance(home)),
     }
     chosen = list(sections) if args.section == "all" else [args.section]
     for name in chosen:
@@ -321,11 +428,14 @@ def main(argv: list[str] | None = None) -> int:
     exp = sub.add_parser("experiment", help="the MusPy cross-dataset experiment")
     exp.add_argument("--datasets", nargs="*")
     exp.add_argument("--profile", default="paper", choices=["smoke", "paper"])
-    exp.add_argument("--branch", default="muspy", choices=["muspy", "mmt", "instrumentation"],
-                     help="muspy: cross-dataset perplexity; mmt: Multitrack Music Transformer; instrumentation: Table 4.2")
+    exp.add_argument("--branch", default="muspy", choices=["muspy", "mmt", "instrumentation", "performance"],
+                     help="muspy: cross-dataset perplexity; mmt: Multitrack Music Transformer; instrumentation: Table 4.2; "
+                     "performance: Deep Performer, Table 5.1")
     exp.add_argument("--arch", default="lstm", choices=["rnn", "lstm", "gru", "transformer"], help="muspy branch only")
     exp.add_argument("--archs", nargs="*", help="instrumentation branch: architectures to train (default: all four)")
     exp.add_argument("--steps", type=int, help="training steps per model (default: the profile's)")
+    exp.add_argument("--manifest", help="performance branch: sample (default), release, or a Bach Violin Dataset info.csv")
+    exp.add_argument("--method", default="v2", choices=["v1", "v2"], help="performance branch: alignment method")
     exp.set_defaults(func=cmd_experiment)
     ui = sub.add_parser("ui", help="Dagster and MLflow UIs on 127.0.0.1 over the same BATON_HOME")
     ui.add_argument("--dagster-port", type=int, default=3000)
@@ -346,8 +456,16 @@ def main(argv: list[str] | None = None) -> int:
     inst.add_argument("--alias", default="champion", help="registry alias of part_separation to use")
     inst.add_argument("--audio", help="also render the arrangement to this WAV file")
     inst.set_defaults(func=cmd_instrument)
+    perform = sub.add_parser("perform", help="play a score (MusicXML) with the registry's Deep Performer champions")
+    perform.add_argument("score", help="MusicXML (or another format music21 reads) of a solo violin part")
+    perform.add_argument("output", help="the WAV file to write (16 kHz mono)")
+    perform.add_argument("--performer", default="0", help="performer name or index (the list is in the error of an unknown one)")
+    perform.add_argument("--qpm", type=float, help="tempo in quarter notes per minute (default: the training median)")
+    perform.add_argument("--alias", default="champion", help="registry alias of the models to use")
+    perform.add_argument("--png", help="also write the synthesized log-mel spectrogram to this PNG")
+    perform.set_defaults(func=cmd_perform)
     report = sub.add_parser("report", help="perplexity table (markdown) and heatmap PNG for the README")
-    report.add_argument("--section", default="all", choices=["all", "perplexity", "instrumentation", "mmt"])
+    report.add_argument("--section", default="all", choices=["all", "perplexity", "instrumentation", "mmt", "performance"])
     report.add_argument("--png", default="docs/cross_dataset_perplexity.png")
     report.add_argument("--confusion-png", default="docs/part_separation_confusion.png")
     report.set_defaults(func=cmd_report)

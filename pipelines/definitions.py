@@ -3,6 +3,9 @@
 
 import dagster as dg
 
+from assets.performance.defs import asset_checks as performance_checks
+from assets.performance.defs import assets as performance_assets
+from assets.performance.model_defs import assets as performance_model_assets
 from assets.symbolic.defs import assets as symbolic_assets
 from assets.symbolic.instrumentation_defs import assets as instrumentation_assets
 from assets.symbolic.mmt_defs import assets as mmt_assets
@@ -19,7 +22,8 @@ def build_defs(home: BatonHome) -> dg.Definitions:
     """Definitions bound to one home directory, so tests can point everything at a temporary one."""
     home.ensure()
     return dg.Definitions(
-        assets=[*symbolic_assets, *mmt_assets, *instrumentation_assets],
+        assets=[*symbolic_assets, *mmt_assets, *instrumentation_assets, *performance_assets, *performance_model_assets],
+        asset_checks=performance_checks,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

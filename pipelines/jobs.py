@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from assets.performance.defs import RECORDINGS
+from assets.performance.model_defs import VARIANT_PARTITIONS
 from assets.symbolic.defs import COMBINED, DATASETS
 from assets.symbolic.instrumentation_defs import ARCHS
 
@@ -72,4 +74,47 @@ instrumentation_job = dg.define_asset_job(
     description="Compare the architectures with the baselines, promote the best, arrange example scores.",
 )
 
+violin_recordings_job = dg.define_asset_job(
+    "violin_recordings_job",
+    selection=dg.AssetSelection.assets("recordings"),
+    description="Read a violin manifest and add one `recordings` partition per recording.",
+)
+
+violin_data_job = dg.define_asset_job(
+    "violin_data_job",
+    selection=dg.AssetSelection.assets(
+        "recording_audio", "recording_audio_rejects", "violin_scores", "violin_scores_rejects",
+        "score_renders", "score_renders_rejects", "alignments", "performance_clips",
+    ).without_checks(),
+    partitions_def=RECORDINGS,
+    description="One recording from audio and score to aligned training clips; rejects never fail the run.",
+)
+
+violin_reject_rate_job = dg.define_asset_job(
+    "violin_reject_rate_job",
+    selection=dg.AssetSelection.checks_for_assets("performance_clips"),
+    description="The share of rejected recordings over every partition, against the quality gate.",
+)
+
+performance_models_job = dg.define_asset_job(
+    "performance_models_job",
+    selection=dg.AssetSelection.assets("performance_alignment_model", "performance_vocoder"),
+    description="Train the Deep Performer's alignment model and the HiFi-GAN vocoder on every recording's clips.",
+)
+
+performance_synthesis_job = dg.define_asset_job(
+    "performance_synthesis_train",
+    selection=dg.AssetSelection.assets("performance_synthesis_model"),
+    partitions_def=VARIANT_PARTITIONS,
+    description="Train one synthesis variant (backfill all three for the Table 5.1 ablation).",
+)
+
+performance_eval_job = dg.define_asset_job(
+    "performance_eval_job",
+    selection=dg.AssetSelection.assets("performance_eval"),
+    description="Mel MSE of the variants, timing and vocoder errors, audio samples; promote the champions.",
+)
+
 jobs = [symbolic_dataset_job, mmt_codes_job, mmt_job, part_notes_job, part_separation_job, instrumentation_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job]
+jobs += [violin_recordings_job, violin_data_job, violin_reject_rate_job, performance_models_job, performance_synthesis_job]
+jobs += [performance_eval_job]

@@ -213,7 +213,7 @@ def sample_manifest(shared_dir: str | Path | None = None) -> list[Recording]:
     return [r for r in everything if r.path is not None]
 
 
-def _release_dir(root: Path) -> Path | None:
+def release_dir(root: Path) -> Path | None:
     """The unpacked release: the folder holding info.csv, at ``root`` or up to two levels below
     (hidden folders, such as an interrupted unpack, excluded)."""
     candidates = [root / "info.csv", *sorted(root.glob("*/info.csv")), *sorted(root.glob("*/*/info.csv"))]
@@ -260,7 +260,7 @@ def bach_violin_release(
     digest recorded by the first download) and unpacked.
     """
     root = Path(root)
-    data = _release_dir(root) if root.is_dir() else None
+    data = release_dir(root) if root.is_dir() else None
     if data is None:
         if not download:
             raise FileNotFoundError(
@@ -269,7 +269,7 @@ def bach_violin_release(
             )
         root.mkdir(parents=True, exist_ok=True)
         _extract(_download_release(root, urls, sha256, timeout), root)
-        data = _release_dir(root)
+        data = release_dir(root)
         if data is None:
             raise ReleaseUnavailable(f"{RELEASE_FILE} unpacked under {root} but holds no info.csv")
     return read_manifest(data / "info.csv", data / "audio.csv", data / "audio", data / "scores")

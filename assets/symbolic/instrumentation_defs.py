@@ -2,7 +2,6 @@
 
 
 import os
-import re
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from pipelines.tools import soundfont_path
 from pipelines.training import (
     checkpoint_dir,
     log_step,
+    metric_key,
     profile_config,
     register_model,
     training_metadata,
@@ -146,11 +146,6 @@ def part_separation_model(
 def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion):
     model_dir = tracking.download_artifacts(version, os.path.join(home.home.cache, "models", f"{REGISTERED}-{version.version}"))
     return ps.load_model(model_dir, default_device())
-
-
-def metric_key(name: str) -> str:
-    """MLflow metric names allow no parentheses: "zone-based (oracle)" becomes "zone-based_oracle"."""
-    return re.sub(r"[^\w\-. ]+", "_", name).replace(" ", "").strip("_")
 
 
 class PartSepEvalConfig(dg.Config):
