@@ -131,16 +131,22 @@ def run_performance_data(home: BatonHome, manifest: str | None = None, method: s
     return results
 
 
-def run_performance(home: BatonHome, profile: str, steps: int = 0, manifest: str | None = None, method: str = "v2") -> dict:
-    """The violin recordings to clips, the Deep Performer's models (the three Table 5.1 variants) and their evaluation."""
+def run_performance(
+    home: BatonHome, profile: str, steps: int = 0, manifest: str | None = None, method: str = "v2", vocoder_profile: str | None = None
+) -> dict:
+    """The violin recordings to clips, the Deep Performer's models (the three Table 5.1 variants) and their
+    evaluation. ``vocoder_profile`` "none" leaves HiFi-GAN out (Griffin-Lim inverts), for CPU-only paper runs."""
     from assets.performance.model_defs import VARIANTS
 
     results = run_performance_data(home, manifest, method)
     config = {"config": {"profile": profile, "max_steps": steps}}
-    print(f"== performance_alignment_model, performance_vocoder ({profile})", flush=True)
-    results["performance_models"] = run_job(
-        home, "performance_models_job", ops={"performance_alignment_model": config, "performance_vocoder": config}
-    )
+    print(f"== performance_alignment_model ({profile})", flush=True)
+    results["performance_alignment_model"] = run_job(home, "performance_alignment_train", ops={"performance_alignment_model": config})
+    vocoder_profile = vocoder_profile or profile
+    if vocoder_profile != "none":
+        print(f"== performance_vocoder ({vocoder_profile})", flush=True)
+        vocoder = {"config": {"profile": vocoder_profile, "max_steps": steps if vocoder_profile == profile else 0}}
+        results["performance_vocoder"] = run_job(home, "performance_vocoder_train", ops={"performance_vocoder": vocoder})
     for variant in VARIANTS:
         print(f"== performance_synthesis_model[{variant}] ({profile})", flush=True)
         results[f"performance_synthesis_model[{variant}]"] = run_job(
@@ -176,7 +182,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         datasets = list(args.datasets or DEFAULT_DATASETS)
         results = ingest(home, datasets) | run_mmt(home, datasets, args.profile, args.steps or 0)
     elif args.branch == "performance":
-        results = run_performance(home, args.profile, args.steps or 0, args.manifest, args.method)
+        results = run_performance(home, args.profile, args.steps or 0, args.manifest, args.method, args.vocoder_profile)
     else:
         datasets = list(args.datasets or INSTRUMENTATION_DATASETS)
         results = ingest(home, datasets) | run_instrumentation(home, datasets, args.profile, args.steps or 0, args.archs)
@@ -436,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--steps", type=int, help="training steps per model (default: the profile's)")
     exp.add_argument("--manifest", help="performance branch: sample (default), release, or a Bach Violin Dataset info.csv")
     exp.add_argument("--method", default="v2", choices=["v1", "v2"], help="performance branch: alignment method")
+    exp.add_argument("--vocoder-profile", choices=["smoke", "paper", "none"],
+                     help="performance branch: HiFi-GAN's profile (default: --profile; paper is meant for a GPU)")
     exp.set_defaults(func=cmd_experiment)
     ui = sub.add_parser("ui", help="Dagster and MLflow UIs on 127.0.0.1 over the same BATON_HOME")
     ui.add_argument("--dagster-port", type=int, default=3000)

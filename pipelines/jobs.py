@@ -96,10 +96,16 @@ violin_reject_rate_job = dg.define_asset_job(
     description="The share of rejected recordings over every partition, against the quality gate.",
 )
 
-performance_models_job = dg.define_asset_job(
-    "performance_models_job",
-    selection=dg.AssetSelection.assets("performance_alignment_model", "performance_vocoder"),
-    description="Train the Deep Performer's alignment model and the HiFi-GAN vocoder on every recording's clips.",
+performance_alignment_job = dg.define_asset_job(
+    "performance_alignment_train",
+    selection=dg.AssetSelection.assets("performance_alignment_model"),
+    description="Train the Deep Performer's alignment model on every recording's clips.",
+)
+
+performance_vocoder_job = dg.define_asset_job(
+    "performance_vocoder_train",
+    selection=dg.AssetSelection.assets("performance_vocoder"),
+    description="Train the HiFi-GAN vocoder on every recording's clips (the paper profile wants a GPU).",
 )
 
 performance_synthesis_job = dg.define_asset_job(
@@ -115,6 +121,9 @@ performance_eval_job = dg.define_asset_job(
     description="Mel MSE of the variants, timing and vocoder errors, audio samples; promote the champions.",
 )
 
-jobs = [symbolic_dataset_job, mmt_codes_job, mmt_job, part_notes_job, part_separation_job, instrumentation_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job]
-jobs += [violin_recordings_job, violin_data_job, violin_reject_rate_job, performance_models_job, performance_synthesis_job]
-jobs += [performance_eval_job]
+jobs = [
+    symbolic_dataset_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job,
+    mmt_codes_job, mmt_job, part_notes_job, part_separation_job, instrumentation_job,
+    violin_recordings_job, violin_data_job, violin_reject_rate_job,
+    performance_alignment_job, performance_vocoder_job, performance_synthesis_job, performance_eval_job,
+]  # fmt: skip

@@ -50,9 +50,10 @@ def test_models_train_evaluate_promote_and_perform(home, tmp_path, capsys):
         valid = clips.column("split").to_pylist().count("valid")
         assert valid >= 1
 
-        models = run(defs, instance, "performance_models_job", ops={"performance_alignment_model": SMOKE, "performance_vocoder": SMOKE})
-        assert metadata(models, "performance_alignment_model")["registered_model"] == "performance_alignment"
-        assert metadata(models, "performance_vocoder")["griffin_lim_mel_l1"] > 0
+        aligner = run(defs, instance, "performance_alignment_train", ops={"performance_alignment_model": SMOKE})
+        assert metadata(aligner, "performance_alignment_model")["registered_model"] == "performance_alignment"
+        vocoder = run(defs, instance, "performance_vocoder_train", ops={"performance_vocoder": SMOKE})
+        assert metadata(vocoder, "performance_vocoder")["griffin_lim_mel_l1"] > 0
         for variant in ("full", "no_notewise_pe", "no_performer"):
             trained = run(defs, instance, "performance_synthesis_train", variant, {"performance_synthesis_model": SMOKE})
             assert metadata(trained, "performance_synthesis_model")["train_clips"] == clips.num_rows - valid
