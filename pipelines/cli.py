@@ -25,9 +25,9 @@ def instance_for(home: BatonHome):
 
 
 def add_partitions(home: BatonHome, datasets: list[str]) -> None:
-    instance = instance_for(home)
-    known = set(instance.get_dynamic_partitions("datasets"))
-    instance.add_dynamic_partitions("datasets", [d for d in datasets if d not in known])
+    with instance_for(home) as instance:
+        known = set(instance.get_dynamic_partitions("datasets"))
+        instance.add_dynamic_partitions("datasets", [d for d in datasets if d not in known])
 
 
 def run_experiment(home: BatonHome, datasets: list[str], profile: str, arch: str, steps: int | None = None) -> dict:
@@ -52,9 +52,10 @@ def run_experiment(home: BatonHome, datasets: list[str], profile: str, arch: str
 def run_job(home: BatonHome, job: str, partition: str | None = None, ops: dict | None = None) -> bool:
     from pipelines.definitions import build_defs
 
-    result = build_defs(home).resolve_job_def(job).execute_in_process(
-        instance=instance_for(home), partition_key=partition, run_config={**QUIET, "ops": ops or {}}, raise_on_error=False
-    )
+    with instance_for(home) as instance:  # entered, so Dagster's context state points at this live instance
+        result = build_defs(home).resolve_job_def(job).execute_in_process(
+            instance=instance, partition_key=partition, run_config={**QUIET, "ops": ops or {}}, raise_on_error=False
+        )
     return result.success
 
 
