@@ -2,6 +2,7 @@
 
 
 import os
+import re
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -253,16 +254,18 @@ def instrumentation_asset(
         except instrumentation.InstrumentationError as exc:
             rows.append(row | {"error": str(exc)})
             continue
-        midi = out_dir / f"{name}.mid"
+        stem = out_dir / re.sub(r"[^\w.-]+", "_", name)  # song names are dataset paths such as bach/bwv11.6.mxl
+        midi = stem.with_name(stem.name + ".mid")
         muspy.write_midi(midi, arranged)
         png = plots.pianoroll_png(arranged, f"{name} arranged", max_beats=32)
-        (out_dir / f"{name}.png").write_bytes(png)
+        stem.with_name(stem.name + ".png").write_bytes(png)
         rolls.append(png_markdown(name, png))
         row |= {"midi": str(midi), "notes": sum(len(t.notes) for t in arranged.tracks)}
         if soundfont is not None:
             try:
-                render_midi(midi, out_dir / f"{name}.wav", soundfont)
-                row["audio"] = str(out_dir / f"{name}.wav")
+                wav = stem.with_name(stem.name + ".wav")
+                render_midi(midi, wav, soundfont)
+                row["audio"] = str(wav)
             except RenderError as exc:
                 row["error"] = str(exc)
         rows.append(row)

@@ -27,7 +27,7 @@ def keyboard_midi(path, tracks=None):
 
 @pytest.fixture
 def lineage(home):
-    folder = os.path.join(home.raw, "incoming", "chorales")
+    folder = os.path.join(home.raw, "incoming", "chorales", "bach")  # song names become paths: bach/bwv...
     os.makedirs(folder)
     for path in sorted(glob.glob(os.path.join(CORPUS, "bach", "bwv2[0-9]*.mxl")))[:20]:
         shutil.copy(path, folder)
@@ -82,6 +82,12 @@ def test_instrumentation_from_chorales_to_arrangements(lineage, tmp_path, monkey
     assert arranged.loc["drums", "error"] == "the input has only drum notes"
     music = muspy.read_midi(arranged.loc["piano", "midi"])
     assert sum(len(t.notes) for t in music.tracks) == 64
+
+    ops["instrumentation"]["config"] = {"datasets": [PART], "examples": 2}  # the test songs' downmixes
+    run(defs, instance, "instrumentation_eval", ops=ops)
+    examples = shards.read_table(home.datasets, "instrumentation", "__all__").to_pandas()
+    assert len(examples) == 2 and all(name.startswith("bach/") for name in examples["input"])
+    assert all(os.path.exists(path) and path.endswith(".mid") for path in examples["midi"])
 
     # The command line uses the same champion; a missing alias and an unreadable file are clear errors.
     out = tmp_path / "out" / "arranged.mid"
