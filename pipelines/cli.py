@@ -205,6 +205,8 @@ Where to look:
   Dagster UI and MLflow UI:  make ui   (Dagster http://127.0.0.1:3000, MLflow http://127.0.0.1:5000)
   Dataset plots:             {home.cache}/plots/dataset_stats/<dataset>/
   Cross-dataset heatmap:     {run or "no run yet"} (artifact cross_dataset_perplexity.png)
+  Violin alignments:         {home.cache}/plots/alignments/<recording>.png
+  Deep Performer samples:    {home.cache}/performance_eval/<run id>/ (recordings, resyntheses, spectrograms)
   Shard sets:                {home.datasets}/
   MLflow store:              {home.mlflow}/mlflow.db"""
     )
