@@ -67,9 +67,10 @@ def perform(
 def spectrograms_png(panels: Sequence[tuple[str, np.ndarray]], title: str = "") -> bytes:
     """Log-mels stacked on one time axis, so a synthesized clip reads against its recording."""
     seconds = HOP / SAMPLE_RATE
+    low, high = min(float(m.min()) for _, m in panels), max(float(m.max()) for _, m in panels)  # one colour scale
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.2 * len(panels) + 0.6), sharex=True, squeeze=False)
     for ax, (name, mel) in zip(axes[:, 0], panels):
-        ax.imshow(mel.T, cmap="magma", aspect="auto", origin="lower", interpolation="none",
+        ax.imshow(mel.T, cmap="magma", aspect="auto", origin="lower", interpolation="none", vmin=low, vmax=high,
                   extent=(0, len(mel) * seconds, 0, mel.shape[1]))
         ax.set(ylabel="mel bin", title=name)
     axes[-1, 0].set_xlabel("time (s)")
