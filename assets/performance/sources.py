@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -27,8 +26,8 @@ from urllib.parse import urlparse
 
 import ffmpeg
 import numpy as np
-import yt_dlp
 
+from assets.downloads import FETCH_ERRORS, fetch, reason
 from assets.symbolic.ingest import Reject
 from storage.home import REPO_ROOT
 
@@ -63,10 +62,6 @@ class SilentAudio(AudioError):
 
 
 class TruncatedAudio(AudioError):
-    pass
-
-
-class UnsupportedURL(ValueError):
     pass
 
 
@@ -113,7 +108,7 @@ class Recording:
 
 def reject(recording: Recording, stage: str, error: Exception) -> Reject:
     """The reject row of a recording that failed at ``stage``; the error's type names the failure."""
-    return Reject(DATASET, recording.id, stage, type(error).__name__, str(error).removeprefix("ERROR: "))
+    return Reject(DATASET, recording.id, stage, type(error).__name__, reason(error))
 
 
 def shared_data_dir() -> Path:
@@ -304,60 +299,6 @@ def _download_release(root: Path, urls: Sequence[str], sha256: str | None, timeo
     return archive
 
 
-def check_url(url: str | None) -> str:
-    """Only http(s) URLs reach the network; anything else is refused here, before any request."""
-    parsed = urlparse(url or "")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise UnsupportedURL(f"only http(s) URLs are downloaded, not {url!r}")
-    return url
-
-
-class _Quiet:
-    """yt-dlp logger that keeps its console quiet; failures surface as DownloadError instead."""
-
-    def debug(self, msg: str) -> None:
-        pass
-
-    info = warning = error = debug
-
-
-def _permanent(error: Exception) -> bool:
-    """Client errors other than timeouts and rate limits will not go away by retrying."""
-    found = re.search(r"HTTP Error (4\d\d)", str(error))
-    return found is not None and found.group(1) not in ("408", "429")
-
-
-def _fetch_audio(url: str, stem: Path, archive: Path, retries: int, backoff: float, timeout: float) -> Path:
-    """One source through yt-dlp, retried with exponential backoff; the download archive skips done ones."""
-    options = {
-        "outtmpl": f"{stem}.%(ext)s",
-        "download_archive": str(archive),
-        "format": "bestaudio/best",
-        "noplaylist": True,
-        "retries": 0,
-        "socket_timeout": timeout,
-        "quiet": True,
-        "noprogress": True,
-        "logger": _Quiet(),
-    }
-    for attempt in range(retries + 1):
-        try:
-            with yt_dlp.YoutubeDL(options) as ydl:
-                info = ydl.extract_info(url, download=True)
-            break
-        except yt_dlp.utils.DownloadError as exc:
-            if attempt == retries or _permanent(exc):
-                raise
-            time.sleep(backoff * 2**attempt)
-    done = (info or {}).get("requested_downloads") or []
-    if done:
-        return Path(done[0]["filepath"])
-    kept = sorted(p for p in stem.parent.glob(f"{stem.name}.*") if p.suffix not in (".part", ".ytdl"))
-    if not kept:
-        raise FileNotFoundError(f"{url} is in the download archive {archive} but {stem}.* is gone")
-    return kept[0]
-
-
 def download(
     recordings: Sequence[Recording],
     raw_dir: str | Path,
@@ -383,8 +324,8 @@ def download(
     for (collection, source, url), group in by_source.items():
         stem = raw_dir / collection / Path(source).stem
         try:
-            path = _fetch_audio(check_url(url), stem, raw_dir / ARCHIVE_FILE, retries, backoff, timeout)
-        except (UnsupportedURL, yt_dlp.utils.DownloadError, FileNotFoundError) as exc:
+            path = fetch(url, stem, raw_dir / ARCHIVE_FILE, retries, backoff, timeout)
+        except FETCH_ERRORS as exc:
             rejects.extend(reject(r, "download", exc) for r in group)
             continue
         paths.update((r.id, path) for r in group)
