@@ -30,8 +30,8 @@ def preview(table: pa.Table, rows: int = 10) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(frame))
 
 
-def png_markdown(name: str, png: bytes) -> str:
-    return f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+def png_markdown(name: str, png: bytes, mime: str = "image/png") -> str:
+    return f"![{name}](data:{mime};base64,{base64.b64encode(png).decode()})"
 
 
 def manifest_metadata(manifest: shards.Manifest) -> dict:

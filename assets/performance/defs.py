@@ -16,11 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.performance import alignment, clips, render, scores, sources
-from assets.symbolic.ingest import Reject, rejects_table
+from assets.symbolic.ingest import Reject
 from assets.synth import RenderError
+from pipelines import stages
 from pipelines.metadata import manifest_metadata, png_markdown, preview
 from pipelines.resources import HomeResource, QualityGates
-from pipelines.tools import missing_tools, soundfont_path
+from pipelines.stages import read_shards, require
+from pipelines.tools import soundfont_path
 from storage import shards
 from storage.io_manager import UNPARTITIONED
 
@@ -31,6 +33,20 @@ SAMPLE, RELEASE = "sample", "release"
 REJECTING = ("recording_audio", "violin_scores", "score_renders")  # the stages that write rejects
 ALIGNERS = {"v1": alignment.align_v1, "v2": alignment.align_v2}
 PLOT_SECONDS = 10.0
+
+
+def with_rejects_specs(asset: str, deps: list[str], description: str) -> list[dg.AssetSpec]:
+    return stages.with_rejects_specs(asset, deps, description, GROUP, CODE_VERSION, "recording")
+
+
+def write_with_rejects(
+    home: HomeResource, asset: str, partition: str, table: pa.Table, rejects: list[Reject], metadata: dict
+) -> Iterator[dg.MaterializeResult]:
+    return stages.write_with_rejects(home, asset, partition, table, rejects, metadata, CODE_VERSION)
+
+
+def skipped(home: HomeResource, asset: str, partition: str, schema: pa.Schema, reason: str) -> dg.MaterializeResult:
+    return stages.skipped(home, asset, partition, schema, reason, CODE_VERSION)
 
 RECORDING_ROWS = pa.schema(
     [
@@ -65,13 +81,6 @@ ALIGNED = pa.schema(
 )
 
 
-def require(*packages: str) -> None:
-    """Fail before any item is touched when a needed system package is missing (not a per-item reject)."""
-    missing = [p for p in missing_tools() if p in packages]
-    if missing:
-        raise dg.Failure(f"missing system packages: {' '.join(missing)} (install with: apt-get install {' '.join(missing)})")
-
-
 def recording_of(home: HomeResource, recording_id: str) -> tuple[sources.Recording, str | None]:
     """The partition's manifest row and its published alignment CSV, if any."""
     found = read_shards(home, "recordings", UNPARTITIONED).filter(pc.field("id") == recording_id)
@@ -81,12 +90,6 @@ def recording_of(home: HomeResource, recording_id: str) -> tuple[sources.Recordi
     published = row.pop("published_alignment")
     row.pop("manifest")
     return sources.Recording(**row), published
-
-
-def read_shards(home: HomeResource, asset: str, partition: str) -> pa.Table:
-    if shards.read_manifest(home.home.datasets, asset, partition) is None:
-        raise dg.Failure(f"{asset} is not materialized for {partition!r}: materialize it first")
-    return shards.read_table(home.home.datasets, asset, partition)
 
 
 def skip_reason(
@@ -114,34 +117,7 @@ def note_array(table: pa.Table) -> np.ndarray:
     return np.column_stack([table.column(c).to_numpy() for c in scores.NOTE_COLUMNS]).astype(np.int64)
 
 
-def with_rejects_specs(asset: str, deps: list[str], description: str) -> list[dg.AssetSpec]:
-    return [
-        dg.AssetSpec(asset, deps=deps, group_name=GROUP, code_version=CODE_VERSION, description=description),
-        dg.AssetSpec(
-            f"{asset}_rejects", deps=deps, group_name=GROUP, code_version=CODE_VERSION,
-            description=f"The recording when it failed at the {asset} stage: item, stage, error type, message.",
-        ),
-    ]
 
-
-def write_with_rejects(
-    home: HomeResource, asset: str, partition: str, table: pa.Table, rejects: list[Reject], metadata: dict
-) -> Iterator[dg.MaterializeResult]:
-    """Both shard sets of a stage, always written (an empty one too), so re-materializing replaces both."""
-    root = home.home.datasets
-    out = shards.write_table(root, asset, partition, table, code_version=CODE_VERSION)
-    rejected = rejects_table(rejects)
-    rejected_manifest = shards.write_table(root, f"{asset}_rejects", partition, rejected, code_version=CODE_VERSION)
-    status = {"rejects": len(rejects)} | ({"rejected": f"{rejects[0].error_type}: {rejects[0].message}"} if rejects else {})
-    yield dg.MaterializeResult(asset_key=asset, metadata={**manifest_metadata(out), **status, **metadata})
-    yield dg.MaterializeResult(
-        asset_key=f"{asset}_rejects", metadata={**manifest_metadata(rejected_manifest), "preview": preview(rejected)}
-    )
-
-
-def skipped(home: HomeResource, asset: str, partition: str, schema: pa.Schema, reason: str) -> dg.MaterializeResult:
-    manifest = shards.write_table(home.home.datasets, asset, partition, schema.empty_table(), code_version=CODE_VERSION)
-    return dg.MaterializeResult(metadata={**manifest_metadata(manifest), "skipped": reason})
 
 
 class RecordingsConfig(dg.Config):
