@@ -158,6 +158,22 @@ def run_performance(
     return results
 
 
+def run_video_data(home: BatonHome, source: str = "synthetic", batch: str = "synthetic", model: str | None = None,
+                   per_instrument: int = 4, seconds: float = 10.0) -> dict:
+    """One video batch (default: the generated instrument set) to audio, frames and CLIP embeddings."""
+    from models.clip_embed import DEFAULT_MODEL
+
+    with instance_for(home) as instance:
+        if batch not in instance.get_dynamic_partitions("video_batches"):
+            instance.add_dynamic_partitions("video_batches", [batch])
+    print(f"== video batch {batch}: videos ({source or 'its folder'}) -> audio, frames -> CLIP embeddings", flush=True)
+    ops = {
+        "videos": {"config": {"source": source, "per_instrument": per_instrument, "seconds": seconds}},
+        "clip_embeddings": {"config": {"model": model or DEFAULT_MODEL}},
+    }
+    return {f"video_data[{batch}]": run_job(home, "video_data_job", batch, ops)}
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.tools import require_tools
 

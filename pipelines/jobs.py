@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.performance.defs import RECORDINGS
 from assets.performance.model_defs import VARIANT_PARTITIONS
+from assets.video.defs import VIDEO_BATCHES
 from assets.symbolic.defs import COMBINED, DATASETS
 from assets.symbolic.instrumentation_defs import ARCHS
 
@@ -121,9 +122,20 @@ performance_eval_job = dg.define_asset_job(
     description="Mel MSE of the variants, timing and vocoder errors, audio samples; promote the champions.",
 )
 
+video_data_job = dg.define_asset_job(
+    "video_data_job",
+    selection=dg.AssetSelection.assets(
+        "videos", "videos_rejects", "video_audio", "video_audio_rejects", "video_frames", "video_frames_rejects",
+        "clip_embeddings",
+    ),
+    partitions_def=VIDEO_BATCHES,
+    description="One batch of videos to 16 kHz audio, 1 fps frames and CLIP embeddings; bad videos are rejects.",
+)
+
 jobs = [
     symbolic_dataset_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job,
     mmt_codes_job, mmt_job, part_notes_job, part_separation_job, instrumentation_job,
     violin_recordings_job, violin_data_job, violin_reject_rate_job,
     performance_alignment_job, performance_vocoder_job, performance_synthesis_job, performance_eval_job,
+    video_data_job,
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Files dropped into <home>/incoming/scores/ become a dataset partition and are ingested."""
+"""Files dropped into <home>/incoming/scores/ or <home>/incoming/videos/ become a partition and are processed."""
 
 
 import os
@@ -10,7 +10,8 @@ import dagster as dg
 
 from assets.symbolic.datasets import list_datasets
 from assets.symbolic.defs import DATASETS
-from pipelines.jobs import ingest_job
+from assets.video.defs import VIDEO_BATCHES, batch_folder
+from pipelines.jobs import ingest_job, video_data_job
 from pipelines.resources import HomeResource
 
 SETTLE_SECONDS = 2.0
@@ -28,14 +29,17 @@ def settled_files(folder: str, now: float, settle: float = SETTLE_SECONDS) -> li
     return sorted(found)
 
 
-def claim_batch(files: list[str], incoming: str, raw: str, batch: str) -> str:
-    """Move the files out of the watched folder into raw/incoming/<batch>, keeping sub-folders."""
-    target = os.path.join(raw, "incoming", batch)
+def claim_batch(files: list[str], incoming: str, target: str) -> str:
+    """Move the files out of the watched folder into ``target``, keeping sub-folders."""
     for path in files:
         dest = os.path.join(target, os.path.relpath(path, incoming))
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.move(path, dest)
     return target
+
+
+def batch_name() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
 
 
 @dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -45,13 +49,31 @@ def incoming_scores_sensor(context: dg.SensorEvaluationContext, home: HomeResour
     files = settled_files(incoming, time.time())
     if not files:
         return dg.SkipReason(f"nothing new in {incoming}")
-    batch = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    claim_batch(files, incoming, home.home.raw, batch)
+    batch = batch_name()
+    claim_batch(files, incoming, os.path.join(home.home.raw, "incoming", batch))
     key = f"incoming_{batch}"
     context.log.info(f"{len(files)} files -> partition {key}")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=key, partition_key=key)],
         dynamic_partitions_requests=[DATASETS.build_add_request([key])],
+        cursor=key,
+    )
+
+
+@dg.sensor(job=video_data_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def incoming_videos_sensor(context: dg.SensorEvaluationContext, home: HomeResource):
+    """Video files (and an optional manifest.csv) dropped into <home>/incoming/videos/ become one batch."""
+    incoming = os.path.join(home.home.incoming, "videos")
+    os.makedirs(incoming, exist_ok=True)
+    files = settled_files(incoming, time.time())
+    if not files:
+        return dg.SkipReason(f"nothing new in {incoming}")
+    key = f"incoming_{batch_name()}"
+    claim_batch(files, incoming, str(batch_folder(home, key)))
+    context.log.info(f"{len(files)} files -> video batch {key}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=key, partition_key=key)],
+        dynamic_partitions_requests=[VIDEO_BATCHES.build_add_request([key])],
         cursor=key,
     )
 
@@ -66,4 +88,4 @@ def dataset_partitions_sensor(context: dg.SensorEvaluationContext, home: HomeRes
     return dg.SensorResult(dynamic_partitions_requests=[DATASETS.build_add_request(new)])
 
 
-sensors = [incoming_scores_sensor, dataset_partitions_sensor]
+sensors = [incoming_scores_sensor, incoming_videos_sensor, dataset_partitions_sensor]

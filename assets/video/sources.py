@@ -8,6 +8,7 @@ Failed downloads come back as ``Reject`` rows, so one missing video never stops 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,20 @@ class Video:
     start: float = 0.0
     duration: float | None = None
     label: str | None = None
+
+
+def split_of(video_id: str, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> str:
+    """``train``, ``valid`` or ``test`` from a hash of the id: stable when other videos come and go,
+    so a video never moves between splits as batches are added."""
+    unit = int.from_bytes(hashlib.blake2b(f"{seed}:{video_id}".encode(), digest_size=8).digest(), "big") / 2**64
+    return "test" if unit < test else "valid" if unit < test + valid else "train"
+
+
+def has_header(csv_path: str | Path) -> bool:
+    """Whether a CSV starts with Baton's header (an ``id`` or ``youtube_id`` column) rather than VGGSound's data."""
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        first = next(csv.reader(f), [])
+    return bool({"id", "youtube_id"} & {c.strip() for c in first})
 
 
 def youtube_url(youtube_id: str) -> str:

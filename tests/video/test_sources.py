@@ -151,3 +151,21 @@ def test_download_fetches_http_videos_rejects_the_rest_and_uses_its_archive(tmp_
     again, rejects_again = download([good], raw, backoff=0.01)
     assert again == {"good": paths["good"]} and not rejects_again
     assert again["good"].read_bytes() == first_bytes
+
+
+def test_split_is_stable_per_video_and_about_eight_one_one():
+    from assets.video.sources import split_of
+
+    splits = [split_of(f"video{i}") for i in range(5000)]
+    assert splits == [split_of(f"video{i}") for i in range(5000)]
+    shares = {s: splits.count(s) / len(splits) for s in ("train", "valid", "test")}
+    assert 0.77 < shares["train"] < 0.83 and 0.08 < shares["valid"] < 0.12 and 0.08 < shares["test"] < 0.12
+    assert [split_of(f"video{i}", seed=1) for i in range(50)] != splits[:50]
+
+
+def test_has_header_tells_a_baton_manifest_from_a_vggsound_index(tmp_path):
+    from assets.video.sources import has_header
+
+    (tmp_path / "mine.csv").write_text("id,url,path,start,duration,label\na,,a.mp4,0,,violin\n")
+    (tmp_path / "vgg.csv").write_text("---g-f_I2yQ,1,people marching,test\n")
+    assert has_header(tmp_path / "mine.csv") and not has_header(tmp_path / "vgg.csv")

@@ -1,0 +1,142 @@
+"""The video data lineage in a real Dagster instance: synthetic instrument videos, served and local,
+to audio, frames and CLIP embeddings, with every kind of bad video a reject and the rest complete."""
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import time
+
+import dagster as dg
+import numpy as np
+import pytest
+from PIL import Image
+
+from assets.video import synthetic
+from models.clip_embed import SMALL_CLIP
+from pipelines import cli, sensors
+from pipelines.definitions import build_defs
+from pipelines.resources import HomeResource
+from pipelines.tools import missing_tools
+from storage import shards
+
+pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"missing system packages {missing_tools()}")
+BATCH = "mixed"
+
+
+def lavfi(path, *inputs: str, seconds: float = 2.0) -> None:
+    args = [a for source in inputs for a in ("-f", "lavfi", "-i", f"{source}:duration={seconds}")]
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args, "-shortest", str(path)], check=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Two synthetic instrument videos and one file of each kind of bad video."""
+    folder = tmp_path_factory.mktemp("videos")
+    rows = synthetic.make_dataset(folder / "synthetic", per_instrument=1, instruments=["violin", "flute", "trumpet"], seconds=3.0)
+    lavfi(folder / "silent_film.mp4", "testsrc=size=320x240:rate=8")
+    lavfi(folder / "radio.m4a", "sine=frequency=440")
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + np.random.default_rng(0).bytes(4000))
+    return folder, rows
+
+
+def manifest(folder, rows, site: str) -> str:
+    """violin and flute as local files, trumpet over HTTP, and the bad ones."""
+    synth = folder / "synthetic"
+    entries = [
+        {"id": r["id"], "url": "", "path": str(synth / r["path"]), "start": "0", "duration": "", "label": r["label"]}
+        for r in rows if r["label"] != "trumpet"
+    ]  # fmt: skip
+    trumpet = next(r for r in rows if r["label"] == "trumpet")
+    entries += [
+        {"id": trumpet["id"], "url": f"{site}/synthetic/{trumpet['path']}", "path": "", "start": "0", "duration": "", "label": "trumpet"},
+        {"id": "silent_film", "url": "", "path": str(folder / "silent_film.mp4"), "start": "0", "duration": "", "label": ""},
+        {"id": "radio", "url": "", "path": str(folder / "radio.m4a"), "start": "0", "duration": "", "label": ""},
+        {"id": "broken", "url": "", "path": str(folder / "broken.mp4"), "start": "0", "duration": "", "label": ""},
+        {"id": "gone", "url": f"{site}/missing.mp4", "path": "", "start": "0", "duration": "", "label": ""},
+    ]  # fmt: skip
+    path = folder / "manifest.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(entries[0]))
+        writer.writeheader()
+        writer.writerows(entries)
+    return str(path)
+
+
+def rows(home, asset):
+    return shards.read_table(home.datasets, asset, BATCH).to_pylist()
+
+
+def test_videos_to_embeddings_with_rejects(home, made, serve, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", home.dagster)
+    folder, made_rows = made
+    source = manifest(folder, made_rows, serve(folder))
+
+    assert cli.run_video_data(home, source, BATCH, SMALL_CLIP) == {f"video_data[{BATCH}]": True}
+
+    videos = {v["id"]: v for v in rows(home, "videos")}
+    good = {r["id"] for r in made_rows}
+    assert set(videos) == good
+    assert all(abs(v["duration"] - 3.0) < 0.2 and v["split"] in {"train", "valid", "test"} for v in videos.values())
+    assert "downloads" in videos[next(r["id"] for r in made_rows if r["label"] == "trumpet")]["path"]  # fetched by yt-dlp
+    rejected = {(r["item"], r["stage"], r["error_type"]) for r in rows(home, "videos_rejects")}
+    assert rejected == {
+        ("silent_film", "probe", "NoAudioStream"),
+        ("radio", "probe", "NoVideoFrames"),
+        ("broken", "probe", "CorruptVideo"),
+        ("gone", "download", "DownloadError"),
+    }
+
+    audio = {a["id"]: np.frombuffer(a["audio"], np.float32) for a in rows(home, "video_audio")}
+    assert set(audio) == good and all(len(a) == 48_000 and np.abs(a).max() > 0.05 for a in audio.values())
+    frames = rows(home, "video_frames")
+    assert sorted((f["video"], f["timestamp"]) for f in frames) == sorted((v, t) for v in good for t in (0.0, 1.0, 2.0))
+    assert Image.open(io.BytesIO(frames[0]["jpeg"])).size == (224, 224)
+
+    embeddings = rows(home, "clip_embeddings")
+    vectors = np.array([e["embedding"] for e in embeddings], dtype=np.float32)
+    assert vectors.shape == (9, 512) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    assert {e["model"] for e in embeddings} == {SMALL_CLIP}
+    with cli.instance_for(home) as instance:
+        records = instance.fetch_materializations(dg.AssetKey("clip_embeddings"), limit=1).records
+        meta = records[0].asset_materialization.metadata
+    assert meta["semantic"].value is False and "NOT semantic" in meta["note"].value
+
+
+def test_missing_clip_weights_fail_the_step_with_instructions(home, made, monkeypatch, tmp_path):
+    monkeypatch.setenv("DAGSTER_HOME", home.dagster)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    folder, made_rows = made
+    local = tmp_path / "one"
+    local.mkdir()
+    shutil.copy(folder / "synthetic" / made_rows[0]["path"], local)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("video_batches", [BATCH])
+        result = build_defs(home).resolve_job_def("video_data_job").execute_in_process(
+            instance=instance, partition_key=BATCH, raise_on_error=False,
+            run_config={"ops": {"videos": {"config": {"source": str(local)}}}},
+        )  # fmt: skip
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "clip_embeddings" and "huggingface-cli download" in str(failure.event_specific_data.error)
+    assert len(rows(home, "video_frames")) == 3  # everything before the embeddings completed
+
+
+def test_incoming_videos_sensor_claims_a_batch(home, made):
+    folder, made_rows = made
+    incoming = os.path.join(home.incoming, "videos")
+    os.makedirs(incoming)
+    settled = os.path.join(incoming, made_rows[0]["path"])
+    shutil.copy(folder / "synthetic" / made_rows[0]["path"], settled)
+    past = time.time() - 60
+    os.utime(settled, (past, past))
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"home": HomeResource(root=home.root)})
+        result = sensors.incoming_videos_sensor(context)
+        (request,) = result.run_requests
+        assert request.partition_key.startswith("incoming_") and sensors.incoming_videos_sensor.job_name == "video_data_job"
+        assert result.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
+        claimed = os.path.join(home.raw, "videos", "batches", request.partition_key, made_rows[0]["path"])
+        assert os.path.exists(claimed) and not os.path.exists(settled)
+        assert isinstance(sensors.incoming_videos_sensor(context), dg.SkipReason)
