@@ -95,6 +95,11 @@ PROFILES = {
         ngf=4, n_masks=8, batch_size=4, lr=3e-3, warmup_steps=5, max_steps=150, eval_every=50, checkpoint_every=50,
         patience=5, n_val_mixtures=8,
     ),
+    # the demo's synthetic instrument set on a 2-core CPU: minutes, not days
+    "demo": CLIPSepConfig(
+        ngf=8, n_masks=16, batch_size=8, lr=3e-3, warmup_steps=20, max_steps=600, eval_every=150, checkpoint_every=150,
+        patience=4, n_val_mixtures=16,
+    ),
 }  # fmt: skip
 
 

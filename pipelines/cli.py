@@ -13,6 +13,8 @@ from storage.home import BatonHome
 DEMO_DATASETS = ("bach_chorales", "monteverdi", "trecento")
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # step events stay in the UI
 INSTRUMENTATION_DATASETS = ("bach_chorales",)
+DEMO_VIDEOS_PER_INSTRUMENT = 6
+BRANCH_OF = {"perplexity": "muspy", "clipsep": "video"}  # report section -> the experiment that fills it
 PAPER_DATASETS = ("bach_chorales", "monteverdi", "oneills", "palestrina", "ryans_mammoth", "trecento")
 
 
@@ -174,7 +176,24 @@ def run_video_data(home: BatonHome, source: str = "synthetic", batch: str = "syn
     return {f"video_data[{batch}]": run_job(home, "video_data_job", batch, ops)}
 
 
+def run_video(home: BatonHome, profile: str, steps: int = 0, source: str = "synthetic", batch: str = "synthetic",
+              model: str | None = None, per_instrument: int = 4, methods: list[str] | None = None,
+              n_mixtures: int = 100) -> dict:
+    """A video batch to embeddings, the CLIPSep models (CLIPSep, CLIPSep-NIT, PIT) and their SDR evaluation."""
+    from models.clipsep import METHODS
+
+    results = run_video_data(home, source, batch, model, per_instrument)
+    config = {"clipsep_model": {"config": {"profile": profile, "max_steps": steps}}}
+    for method in methods or METHODS:
+        print(f"== clipsep_model[{method}] ({profile})", flush=True)
+        results[f"clipsep_model[{method}]"] = run_job(home, "clipsep_train", method, config)
+    print("== clipsep_eval", flush=True)
+    results["clipsep_eval"] = run_job(home, "clipsep_eval_job", ops={"clipsep_eval": {"config": {"n_mixtures": n_mixtures}}})
+    return results
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    from models.clip_embed import SMALL_CLIP
     from pipelines.tools import require_tools
 
     require_tools()
@@ -184,6 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results |= run_mmt(home, datasets, "smoke")
     results |= run_instrumentation(home, [d for d in datasets if d == "bach_chorales"] or datasets[:1], "smoke")
     results |= run_performance(home, "smoke")
+    results |= run_video(home, "demo", model=SMALL_CLIP, per_instrument=DEMO_VIDEOS_PER_INSTRUMENT)
     print_summary(home, results)
     return 0 if all(results.values()) else 1
 
@@ -198,6 +218,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
         datasets = list(args.datasets or DEFAULT_DATASETS)
         results = ingest(home, datasets) | run_mmt(home, datasets, args.profile, args.steps or 0)
+    elif args.branch == "video":
+        results = run_video(home, args.profile, args.steps or 0, args.source, args.batch, args.clip_model, args.per_instrument)
     elif args.branch == "performance":
         results = run_performance(home, args.profile, args.steps or 0, args.manifest, args.method, args.vocoder_profile)
     else:
@@ -364,6 +386,58 @@ def cmd_perform(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_separate(args: argparse.Namespace) -> int:
+    """Separate the source a text or image query names from a mixture, with `models:/clipsep@<alias>`."""
+    import librosa
+    import soundfile as sf
+
+    from models import clip_embed
+    from models import clipsep as cs
+    from storage import tracking
+
+    home = BatonHome.from_env().ensure()
+    uri = tracking.default_tracking_uri(home)
+    version = tracking.get_alias_version(uri, "clipsep", args.alias)
+    if version is None:
+        print(f"error: no model clipsep@{args.alias} in the registry at {uri}; train and evaluate one first "
+              "(baton experiment --branch video, or materialize clipsep_model and clipsep_eval)", file=sys.stderr)  # fmt: skip
+        return 2
+    if bool(args.query) == bool(args.image):
+        print("error: give exactly one of --query TEXT and --image FILE", file=sys.stderr)
+        return 2
+    clip_model = version.tags["clip_model"]
+    try:
+        bundle = clip_embed.load_clip(clip_model)
+        if args.query and not bundle.semantic:
+            raise ValueError(f"clipsep v{version.version} was trained on {clip_model}, which is not semantic: text "
+                             "queries mean nothing to it; use --image, or train on real CLIP weights")  # fmt: skip
+        if args.query:
+            query = clip_embed.embed_texts(bundle, [args.query])[0]
+        else:
+            with open(args.image, "rb") as f:
+                query = clip_embed.embed_images(bundle, [f.read()])[0]
+        mixture, _ = librosa.load(args.mixture, sr=cs.SAMPLE_RATE, mono=True)
+    except (clip_embed.ClipWeightsMissing, ValueError, OSError) as exc:  # OSError: unreadable mixture or image
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model_dir = tracking.download_artifacts(uri, version, os.path.join(home.cache, "models", f"clipsep-{version.version}"))
+    model, cfg = cs.load_model(model_dir)
+    separated = cs.separate(model, mixture, query)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    sf.write(args.output, separated, cs.SAMPLE_RATE)
+    what = f'"{args.query}"' if args.query else args.image
+    print(f"{args.output}: {what} separated from {args.mixture} ({len(mixture) / cs.SAMPLE_RATE:.1f} s) "
+          f"by clipsep v{version.version} ({cfg.method}, queries through {clip_model})")  # fmt: skip
+    return 0
+
+
+def report_clipsep(home: BatonHome) -> None:
+    from pipelines.metadata import markdown_table
+    from storage import shards
+
+    print(markdown_table(shards.read_table(home.datasets, "clipsep_eval", "__all__").to_pandas(), digits=3))
+
+
 def report_perplexity(home: BatonHome, png: str) -> None:
     from assets.symbolic.language_model import heatmap_png
     from pipelines.metadata import markdown_table
@@ -431,13 +505,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         "instrumentation": ("part_separation_eval", lambda: report_instrumentation(home, args.confusion_png)),
         "mmt": ("mmt_eval", lambda: report_mmt(home)),
         "performance": ("performance_eval", lambda: report_performance(home)),
+        "clipsep": ("clipsep_eval", lambda: report_clipsep(home)),
     }
     chosen = list(sections) if args.section == "all" else [args.section]
     for name in chosen:
         asset, show = sections[name]
         print(f"### {name}\n")
         if shards.read_manifest(home.datasets, asset, "__all__") is None:
-            print(f"(no {asset} yet: run `baton experiment --branch {'muspy' if name == 'perplexity' else name}`)\n")
+            print(f"(no {asset} yet: run `baton experiment --branch {BRANCH_OF.get(name, name)}`)\n")
             continue
         show()
         print()
@@ -453,15 +528,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     exp = sub.add_parser("experiment", help="the MusPy cross-dataset experiment")
     exp.add_argument("--datasets", nargs="*")
-    exp.add_argument("--profile", default="paper", choices=["smoke", "paper"])
-    exp.add_argument("--branch", default="muspy", choices=["muspy", "mmt", "instrumentation", "performance"],
+    exp.add_argument("--profile", default="paper", choices=["smoke", "demo", "paper"], help="demo: the video branch only")
+    exp.add_argument("--branch", default="muspy", choices=["muspy", "mmt", "instrumentation", "performance", "video"],
                      help="muspy: cross-dataset perplexity; mmt: Multitrack Music Transformer; instrumentation: Table 4.2; "
-                     "performance: Deep Performer, Table 5.1")
+                     "performance: Deep Performer, Table 5.1; video: CLIPSep")
     exp.add_argument("--arch", default="lstm", choices=["rnn", "lstm", "gru", "transformer"], help="muspy branch only")
     exp.add_argument("--archs", nargs="*", help="instrumentation branch: architectures to train (default: all four)")
     exp.add_argument("--steps", type=int, help="training steps per model (default: the profile's)")
     exp.add_argument("--manifest", help="performance branch: sample (default), release, or a Bach Violin Dataset info.csv")
     exp.add_argument("--method", default="v2", choices=["v1", "v2"], help="performance branch: alignment method")
+    exp.add_argument("--source", default="synthetic", help="video branch: synthetic, a manifest CSV, a MUSIC or VGGSound index, a folder")
+    exp.add_argument("--batch", default="synthetic", help="video branch: the video_batches partition to fill")
+    exp.add_argument("--clip-model", help="video branch: CLIP id or folder (default openai/clip-vit-base-patch32; baton/small-clip offline)")
+    exp.add_argument("--per-instrument", type=int, default=6, help="video branch: synthetic videos per instrument")
     exp.add_argument("--vocoder-profile", choices=["smoke", "paper", "none"],
                      help="performance branch: HiFi-GAN's profile (default: --profile; paper is meant for a GPU)")
     exp.set_defaults(func=cmd_experiment)
@@ -492,8 +571,15 @@ def main(argv: list[str] | None = None) -> int:
     perform.add_argument("--alias", default="champion", help="registry alias of the models to use")
     perform.add_argument("--png", help="also write the synthesized log-mel spectrogram to this PNG")
     perform.set_defaults(func=cmd_perform)
+    separate = sub.add_parser("separate", help="separate what a text or image query names from a mixture (CLIPSep)")
+    separate.add_argument("mixture", help="audio file of the mixture (any format librosa reads)")
+    separate.add_argument("output", help="the WAV file to write (16 kHz mono)")
+    separate.add_argument("--query", help='text query, e.g. "violin" (needs real CLIP weights)')
+    separate.add_argument("--image", help="image query: a picture of what to separate")
+    separate.add_argument("--alias", default="champion", help="registry alias of clipsep to use")
+    separate.set_defaults(func=cmd_separate)
     report = sub.add_parser("report", help="perplexity table (markdown) and heatmap PNG for the README")
-    report.add_argument("--section", default="all", choices=["all", "perplexity", "instrumentation", "mmt", "performance"])
+    report.add_argument("--section", default="all", choices=["all", "perplexity", "instrumentation", "mmt", "performance", "clipsep"])
     report.add_argument("--png", default="docs/cross_dataset_perplexity.png")
     report.add_argument("--confusion-png", default="docs/part_separation_confusion.png")
     report.set_defaults(func=cmd_report)

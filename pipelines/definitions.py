@@ -10,6 +10,7 @@ from assets.symbolic.defs import assets as symbolic_assets
 from assets.symbolic.instrumentation_defs import assets as instrumentation_assets
 from assets.symbolic.mmt_defs import assets as mmt_assets
 from assets.video.defs import assets as video_assets
+from assets.video.model_defs import assets as video_model_assets
 from pipelines.jobs import jobs
 from pipelines.resources import HomeResource, QualityGates
 from pipelines.schedules import schedules
@@ -23,7 +24,7 @@ def build_defs(home: BatonHome) -> dg.Definitions:
     """Definitions bound to one home directory, so tests can point everything at a temporary one."""
     home.ensure()
     return dg.Definitions(
-        assets=[*symbolic_assets, *mmt_assets, *instrumentation_assets, *performance_assets, *performance_model_assets, *video_assets],
+        assets=[*symbolic_assets, *mmt_assets, *instrumentation_assets, *performance_assets, *performance_model_assets, *video_assets, *video_model_assets],
         asset_checks=performance_checks,
         jobs=jobs,
         schedules=schedules,

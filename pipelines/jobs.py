@@ -5,6 +5,7 @@ import dagster as dg
 from assets.performance.defs import RECORDINGS
 from assets.performance.model_defs import VARIANT_PARTITIONS
 from assets.video.defs import VIDEO_BATCHES
+from assets.video.model_defs import METHODS
 from assets.symbolic.defs import COMBINED, DATASETS
 from assets.symbolic.instrumentation_defs import ARCHS
 
@@ -132,10 +133,23 @@ video_data_job = dg.define_asset_job(
     description="One batch of videos to 16 kHz audio, 1 fps frames and CLIP embeddings; bad videos are rejects.",
 )
 
+clipsep_job = dg.define_asset_job(
+    "clipsep_train",
+    selection=dg.AssetSelection.assets("clipsep_model"),
+    partitions_def=METHODS,
+    description="Train CLIPSep, CLIPSep-NIT or the PIT baseline on every video batch (backfill all three to compare).",
+)
+
+clipsep_eval_job = dg.define_asset_job(
+    "clipsep_eval_job",
+    selection=dg.AssetSelection.assets("clipsep_eval"),
+    description="SDR of the newest CLIPSep models on deterministic test mixtures; promote the best.",
+)
+
 jobs = [
     symbolic_dataset_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job,
     mmt_codes_job, mmt_job, part_notes_job, part_separation_job, instrumentation_job,
     violin_recordings_job, violin_data_job, violin_reject_rate_job,
     performance_alignment_job, performance_vocoder_job, performance_synthesis_job, performance_eval_job,
-    video_data_job,
+    video_data_job, clipsep_job, clipsep_eval_job,
 ]  # fmt: skip

@@ -107,7 +107,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, home: HomeRe
     paths, rejects = sources.download(
         found, Path(home.home.raw) / "videos" / "downloads", retries=config.retries, timeout=config.timeout_s
     )
-    rows = []
+    rows, splits = [], sources.assign_splits(found, config.seed)
     for video in found:
         if video.id not in paths:
             continue
@@ -120,7 +120,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, home: HomeRe
         rows.append(
             {
                 "id": video.id, "label": video.label, "path": str(paths[video.id]), "start": video.start,
-                "duration": duration, "split": sources.split_of(video.id, config.seed), "batch": batch,
+                "duration": duration, "split": splits[video.id], "batch": batch,
             }
         )  # fmt: skip
     table = pa.Table.from_pylist(rows, schema=VIDEOS)

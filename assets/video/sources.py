@@ -40,11 +40,33 @@ class Video:
     label: str | None = None
 
 
+def _unit(seed: int, key: str) -> float:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big") / 2**64
+
+
 def split_of(video_id: str, seed: int = 0, valid: float = 0.1, test: float = 0.1) -> str:
     """``train``, ``valid`` or ``test`` from a hash of the id: stable when other videos come and go,
     so a video never moves between splits as batches are added."""
-    unit = int.from_bytes(hashlib.blake2b(f"{seed}:{video_id}".encode(), digest_size=8).digest(), "big") / 2**64
+    unit = _unit(seed, video_id)
     return "test" if unit < test else "valid" if unit < test + valid else "train"
+
+
+def assign_splits(videos: Sequence[Video], seed: int = 0, valid: float = 0.1, test: float = 0.1) -> dict[str, str]:
+    """Splits of one batch: unlabelled videos by :func:`split_of`; each label's videos in hash order,
+    the first ``test`` share (at least one of three or more) to test and the next ``valid`` share to
+    valid, so every label is evaluated however small the batch."""
+    splits = {v.id: split_of(v.id, seed, valid, test) for v in videos if v.label is None}
+    by_label: dict[str, list[str]] = {}
+    for video in videos:
+        if video.label is not None:
+            by_label.setdefault(video.label, []).append(video.id)
+    for ids in by_label.values():
+        ordered = sorted(ids, key=lambda i: _unit(seed, i))
+        n_test = max(round(len(ordered) * test), 1 if len(ordered) >= 3 else 0)
+        n_valid = max(round(len(ordered) * valid), 1 if len(ordered) >= 3 else 0)
+        for rank, video_id in enumerate(ordered):
+            splits[video_id] = "test" if rank < n_test else "valid" if rank < n_test + n_valid else "train"
+    return splits
 
 
 def has_header(csv_path: str | Path) -> bool:

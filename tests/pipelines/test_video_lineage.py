@@ -11,15 +11,16 @@ import time
 import dagster as dg
 import numpy as np
 import pytest
+import soundfile as sf
 from PIL import Image
 
-from assets.video import synthetic
+from assets.video import media, synthetic
 from models.clip_embed import SMALL_CLIP
 from pipelines import cli, sensors
 from pipelines.definitions import build_defs
 from pipelines.resources import HomeResource
 from pipelines.tools import missing_tools
-from storage import shards
+from storage import shards, tracking
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"missing system packages {missing_tools()}")
 BATCH = "mixed"
@@ -140,3 +141,36 @@ def test_incoming_videos_sensor_claims_a_batch(home, made):
         claimed = os.path.join(home.raw, "videos", "batches", request.partition_key, made_rows[0]["path"])
         assert os.path.exists(claimed) and not os.path.exists(settled)
         assert isinstance(sensors.incoming_videos_sensor(context), dg.SkipReason)
+
+
+def test_clipsep_trains_evaluates_promotes_and_separates(home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", home.dagster)
+    mixture = tmp_path / "mix.wav"
+    assert cli.main(["separate", str(mixture), str(tmp_path / "out.wav"), "--image", "x.jpg"]) == 2
+    assert "no model clipsep@champion" in capsys.readouterr().err
+
+    folder = tmp_path / "set"
+    synthetic.make_dataset(folder, per_instrument=3, instruments=["violin", "flute", "trumpet"], seconds=5.0)
+    results = cli.run_video(home, "smoke", source=str(folder), batch="trio", model=SMALL_CLIP, methods=["nit", "pit"], n_mixtures=12)
+    assert all(results.values()), results
+
+    table = shards.read_table(home.datasets, "clipsep_eval", "__all__").to_pandas().set_index("model")
+    assert list(table.index) == ["mixture", "CLIPSep-NIT", "PIT"]
+    assert table.loc["mixture", "sdri_mean"] == 0 and np.isfinite(table["sdr_mean"]).all()
+    assert table.loc["CLIPSep-NIT", "query"] == "image"  # no text queries: the small CLIP is not semantic
+    champion = tracking.get_alias_version(tracking.default_tracking_uri(home), "clipsep", "champion")
+    assert champion.tags["method"] == "nit" and champion.tags["clip_model"] == SMALL_CLIP
+
+    videos = shards.read_table(home.datasets, "videos", "trio").to_pylist()
+    flute, violin = (next(v for v in videos if v["label"] == label) for label in ("flute", "violin"))
+    sound = media.extract_audio(flute["path"]) + media.extract_audio(violin["path"])
+    sf.write(mixture, sound, 16_000)
+    frame = tmp_path / "flute.jpg"
+    frame.write_bytes(media.extract_frames(flute["path"], 1.0, 1.0)[0][1])
+    out = tmp_path / "flute.wav"
+    assert cli.main(["separate", str(mixture), str(out), "--image", str(frame)]) == 0
+    separated, rate = sf.read(out)
+    assert rate == 16_000 and len(separated) == len(sound) and np.isfinite(separated).all()
+    assert "separated from" in capsys.readouterr().out
+    assert cli.main(["separate", str(mixture), str(out), "--query", "flute"]) == 2
+    assert "not semantic" in capsys.readouterr().err

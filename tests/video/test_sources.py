@@ -169,3 +169,17 @@ def test_has_header_tells_a_baton_manifest_from_a_vggsound_index(tmp_path):
     (tmp_path / "mine.csv").write_text("id,url,path,start,duration,label\na,,a.mp4,0,,violin\n")
     (tmp_path / "vgg.csv").write_text("---g-f_I2yQ,1,people marching,test\n")
     assert has_header(tmp_path / "mine.csv") and not has_header(tmp_path / "vgg.csv")
+
+
+def test_labelled_batches_hold_out_every_label():
+    from assets.video.sources import Video, assign_splits, split_of
+
+    videos = [Video(f"{label}-{i}", None, f"{label}-{i}.mp4", label=label) for label in ("flute", "cello") for i in range(6)]
+    videos.append(Video("unlabelled", None, "x.mp4"))
+    splits = assign_splits(videos)
+    for label in ("flute", "cello"):
+        mine = [splits[v.id] for v in videos if v.label == label]
+        assert mine.count("test") == 1 and mine.count("valid") == 1 and mine.count("train") == 4
+    assert splits["unlabelled"] == split_of("unlabelled")
+    fewer_flutes = assign_splits(videos[:5] + videos[6:])
+    assert all(fewer_flutes[v.id] == splits[v.id] for v in videos if v.label == "cello")  # labels split apart
