@@ -1,4 +1,5 @@
-"""CLIP frame-embedding throughput: JPEG decode + preprocessing + embedding, and each part alone.
+"""CLIP frame-embedding throughput: video decode + resize + embed, JPEG decode + preprocessing + embedding,
+and each part alone.
 
 Usage: .venv/bin/python bench/clip_embedding.py [--model baton/small-clip] [--device cpu|cuda]
                                                 [--frames 512] [--batch-size 64] [--precision bf16]
@@ -9,7 +10,9 @@ colour field with sensor-like noise, so the decoder sees realistic entropy. Rows
 ``embed_images`` path, (b) the model alone on preprocessed pixels already on the device (forward
 pass, autocast on CUDA), and the decode + preprocessing share for reference. Each is timed
 ``--repeats`` times after one warm-up batch; the median is reported. ``--model`` takes a real
-checkpoint (model id in the Hugging Face cache or a saved folder). Writes JSON and prints a table.
+checkpoint (model id in the Hugging Face cache or a saved folder). The video rows start from an
+H.264 file of ``--frames`` seconds at 640×360, 25 fps (ffmpeg's testsrc2), cut to 1 fps 224² JPEGs
+by ``video_frames``' own extraction and then embedded. Writes JSON and prints a table.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import io
 import json
 import platform
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from assets.video.media import extract_frames
 from models.clip_embed import PRECISIONS, SMALL_CLIP, ClipBundle, embed_images, load_clip, preprocess
 
 
@@ -42,6 +48,13 @@ def synthetic_jpegs(n: int, seed: int = 0, size: int = 224) -> list[bytes]:
         Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
         frames.append(buffer.getvalue())
     return frames
+
+
+def test_video(path: Path, seconds: int) -> Path:
+    source = f"testsrc2=size=640x360:rate=25:duration={seconds}"
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-c:v", "libx264", "-preset", "ultrafast", str(path)]
+    subprocess.run(command, check=True, timeout=600)
+    return path
 
 
 def median_seconds(run: Callable[[], None], repeats: int, device: torch.device) -> float:
@@ -88,10 +101,17 @@ def main() -> None:
     pixels = [preprocess(bundle, chunk).to(bundle.device) for chunk in chunks]
     embed_images(bundle, chunks[0], args.batch_size, args.precision)  # warm-up
 
+    video = test_video(Path(tempfile.mkdtemp(prefix="clip-bench-")) / "video.mp4", args.frames)
+
+    def video_to_embeddings() -> None:
+        embed_images(bundle, [jpeg for _, jpeg in extract_frames(video)], args.batch_size, args.precision)
+
     stages = {
-        "decode + preprocess + embed": lambda: embed_images(bundle, jpegs, args.batch_size, args.precision),
+        "video decode + resize + crop + JPEG (ffmpeg, 1 fps)": lambda: extract_frames(video),
+        "video decode + resize + embed (all of it)": video_to_embeddings,
+        "JPEG decode + preprocess + embed": lambda: embed_images(bundle, jpegs, args.batch_size, args.precision),
         "embedding alone": model_only(bundle, pixels, args.precision),
-        "decode + preprocess alone": lambda: [preprocess(bundle, chunk) for chunk in chunks],
+        "JPEG decode + preprocess alone": lambda: [preprocess(bundle, chunk) for chunk in chunks],
     }
     rows = []
     for stage, run in stages.items():
