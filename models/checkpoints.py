@@ -10,6 +10,7 @@ so loading never unpickles arbitrary objects.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -97,6 +98,24 @@ def save_weights(path: str | os.PathLike, model: torch.nn.Module) -> None:
 
 def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> None:
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def save_model_dir(out_dir: str | os.PathLike, model: torch.nn.Module, config: Mapping[str, Any]) -> None:
+    """The layout every registered model is logged as: ``model.pt`` (a state_dict) and ``config.json``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(out / "model.pt", model)
+    (out / "config.json").write_text(json.dumps(dict(config), indent=2))
+
+
+def read_model_config(out_dir: str | os.PathLike) -> dict[str, Any]:
+    return json.loads((Path(out_dir) / "config.json").read_text())
+
+
+def load_model_dir(out_dir: str | os.PathLike, model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
+    """``model`` (built from :func:`read_model_config`) with the folder's weights, in eval mode on ``device``."""
+    load_weights(Path(out_dir) / "model.pt", model)
+    return model.to(device).eval()
 
 
 def save_checkpoint(

@@ -30,18 +30,21 @@ trained model. The audio side follows Sound of Pixels (Zhao et al., ECCV 2018):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import museval
 import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoints import load_weights, save_weights, seed_everything
+from models.checkpoints import (
+    load_model_dir,
+    read_model_config,
+    save_model_dir,
+    seed_everything,
+)
 from models.training import FitResult, LoopConfig, default_device, fit, model_device
 
 SAMPLE_RATE = 16_000
@@ -523,16 +526,10 @@ def evaluate(
 
 
 def save_model(model: CLIPSep, cfg: CLIPSepConfig, out_dir: str) -> None:
-    """Write ``model.pt`` (state_dict) and ``config.json``, the layout logged as the model artifact."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "model.pt", model)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    save_model_dir(out_dir, model, asdict(cfg))
 
 
 def load_model(out_dir: str, device: torch.device | str | None = None) -> tuple[CLIPSep, CLIPSepConfig]:
     """Rebuild a model saved by :func:`save_model`, in eval mode on ``device``."""
-    cfg = CLIPSepConfig(**json.loads((Path(out_dir) / "config.json").read_text()))
-    model = build_model(cfg)
-    load_weights(Path(out_dir) / "model.pt", model)
-    return model.to(device or default_device()).eval(), cfg
+    cfg = CLIPSepConfig(**read_model_config(out_dir))
+    return load_model_dir(out_dir, build_model(cfg), device or default_device()), cfg

@@ -23,17 +23,20 @@ performer embedding the models are independent of the performer ID.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoints import load_weights, save_weights, seed_everything
+from models.checkpoints import (
+    load_model_dir,
+    read_model_config,
+    save_model_dir,
+    seed_everything,
+)
 from models.mel import HOP, N_MELS, SAMPLE_RATE
 from models.training import FitResult, LoopConfig, default_device, fit, model_device
 
@@ -516,18 +519,13 @@ def synthesize(
 
 
 def save_model(model: nn.Module, cfg: DeepPerformerConfig, out_dir: str) -> None:
-    """Write ``model.pt`` (state_dict) and ``config.json`` (the config plus the model's ``kind``)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "model.pt", model)
-    (out / "config.json").write_text(json.dumps({"kind": _kind(model), **asdict(cfg)}, indent=2))
+    """The registered layout, with the model's ``kind`` in its config."""
+    save_model_dir(out_dir, model, {"kind": _kind(model), **asdict(cfg)})
 
 
 def load_model(out_dir: str, device: torch.device | str | None = None) -> tuple[nn.Module, DeepPerformerConfig]:
     """Rebuild a model saved by :func:`save_model` (either kind), in eval mode on ``device``."""
-    fields = json.loads((Path(out_dir) / "config.json").read_text())
+    fields = read_model_config(out_dir)
     kind = fields.pop("kind")
     cfg = DeepPerformerConfig(**fields)
-    model = build_model(cfg, kind)
-    load_weights(Path(out_dir) / "model.pt", model)
-    return model.to(device or default_device()).eval(), cfg
+    return load_model_dir(out_dir, build_model(cfg, kind), device or default_device()), cfg

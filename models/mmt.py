@@ -10,7 +10,6 @@ Generation samples top-k per field under the constraints that keep every sequenc
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -22,7 +21,12 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from models.checkpoints import load_weights, save_weights, seed_everything
+from models.checkpoints import (
+    load_model_dir,
+    read_model_config,
+    save_model_dir,
+    seed_everything,
+)
 from models.mmt_encoding import (
     FIELD_SIZES,
     FIELDS,
@@ -361,20 +365,13 @@ def train(
 
 
 def save_model(model: MMT, cfg: MMTConfig, out_dir: str | Path) -> None:
-    """Write ``config.json`` and ``model.pt`` (a state_dict), the layout logged as the model artifact."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "model.pt", model)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    save_model_dir(out_dir, model, asdict(cfg))
 
 
 def load_model(out_dir: str | Path, device: torch.device | str | None = None) -> tuple[MMT, MMTConfig]:
     """Rebuild a model written by :func:`save_model`, in eval mode on ``device``."""
-    out = Path(out_dir)
-    cfg = MMTConfig(**json.loads((out / "config.json").read_text()))
-    model = MMT(cfg)
-    load_weights(out / "model.pt", model)
-    return model.to(device if device is not None else default_device()).eval(), cfg
+    cfg = MMTConfig(**read_model_config(out_dir))
+    return load_model_dir(out_dir, MMT(cfg), device if device is not None else default_device()), cfg
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,10 +10,8 @@ so the loop knows nothing about the tracking backend.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -21,7 +19,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.checkpoints import seed_everything
+from models.checkpoints import (
+    load_model_dir,
+    read_model_config,
+    save_model_dir,
+    seed_everything,
+)
 from models.training import FitResult, LoopConfig, default_device, fit
 
 IGNORE_INDEX = -100
@@ -241,17 +244,10 @@ def train(
 
 
 def save_model(model: nn.Module, cfg: LMConfig, out_dir: str) -> None:
-    """Write ``model.pt`` (state_dict) and ``config.json``, the layout logged as the model artifact."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / "model.pt")
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    save_model_dir(out_dir, model, asdict(cfg))
 
 
 def load_model(out_dir: str, device: torch.device | str | None = None) -> tuple[nn.Module, LMConfig]:
     """Rebuild a model saved by :func:`save_model`, in eval mode on ``device``."""
-    out = Path(out_dir)
-    cfg = LMConfig(**json.loads((out / "config.json").read_text()))
-    model = build_model(cfg)
-    model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
-    return model.to(device or default_device()).eval(), cfg
+    cfg = LMConfig(**read_model_config(out_dir))
+    return load_model_dir(out_dir, build_model(cfg), device or default_device()), cfg

@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from assets.symbolic.part_notes import RESOLUTION, PartSong
-from models.checkpoints import load_weights, save_weights, seed_everything
+from models.checkpoints import load_model_dir, save_model_dir, seed_everything
 from models.training import FitResult, LoopConfig, default_device, fit, model_device
 
 ONLINE = ("lstm", "transformer_decoder")
@@ -511,11 +511,7 @@ def train(
 
 
 def save_model(model: nn.Module, cfg: PartSepConfig, out_dir: str) -> None:
-    """Write ``model.pt`` (state_dict) and ``config.json``, the layout logged as the model artifact."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "model.pt", model)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    save_model_dir(out_dir, model, asdict(cfg))
 
 
 def load_config(path: str | Path) -> PartSepConfig:
@@ -528,6 +524,4 @@ def load_config(path: str | Path) -> PartSepConfig:
 def load_model(out_dir: str, device: torch.device | str | None = None) -> tuple[nn.Module, PartSepConfig]:
     """Rebuild a model saved by :func:`save_model`, in eval mode on ``device``."""
     cfg = load_config(Path(out_dir) / "config.json")
-    model = build_model(cfg)
-    load_weights(Path(out_dir) / "model.pt", model)
-    return model.to(device or default_device()).eval(), cfg
+    return load_model_dir(out_dir, build_model(cfg), device or default_device()), cfg

@@ -19,7 +19,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from models.checkpoints import Checkpoint, load_checkpoint, load_weights, save_checkpoint, save_weights
+from models.checkpoints import (
+    Checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+)
 
 
 @dataclass

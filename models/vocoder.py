@@ -12,7 +12,6 @@ sample ``t * HOP``); training feeds a segment's first ``segment // HOP`` frames 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -31,8 +30,11 @@ from models.checkpoints import (
     Checkpoint,
     atomic_save,
     capture_rng_state,
+    load_model_dir,
     load_weights,
+    read_model_config,
     restore_rng_state,
+    save_model_dir,
     save_weights,
     seed_everything,
 )
@@ -434,11 +436,8 @@ def train_hifigan(
 
 
 def save_vocoder(generator: nn.Module, cfg: VocoderConfig, out_dir: str) -> None:
-    """Write ``model.pt`` (generator state_dict) and ``config.json``; discriminators are training-only."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "model.pt", generator)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    """The registered layout of the generator; discriminators are training-only."""
+    save_model_dir(out_dir, generator, asdict(cfg))
 
 
 def _tuples(value: Any) -> Any:
@@ -447,11 +446,8 @@ def _tuples(value: Any) -> Any:
 
 def load_vocoder(out_dir: str, device: torch.device | str | None = None) -> tuple[Generator, VocoderConfig]:
     """Rebuild a generator saved by :func:`save_vocoder`, in eval mode on ``device``."""
-    fields = json.loads((Path(out_dir) / "config.json").read_text())
-    cfg = VocoderConfig(**{k: _tuples(v) for k, v in fields.items()})  # JSON has no tuples
-    generator = Generator(cfg)
-    load_weights(Path(out_dir) / "model.pt", generator)
-    return generator.to(device or default_device()).eval(), cfg
+    cfg = VocoderConfig(**{k: _tuples(v) for k, v in read_model_config(out_dir).items()})  # JSON has no tuples
+    return load_model_dir(out_dir, Generator(cfg), device or default_device()), cfg
 
 
 def invert(log_mel: np.ndarray, vocoder: nn.Module | None = None) -> np.ndarray:
