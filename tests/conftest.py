@@ -1,5 +1,6 @@
 import functools
 import http.server
+import sys
 import threading
 
 import pytest
@@ -27,6 +28,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+class LoopbackServer(http.server.ThreadingHTTPServer):
+    """A client that hangs up mid-transfer (yt-dlp probing, a finished test) is not an error to print."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture
 def serve():
     """Start a threaded loopback HTTP server on a folder (or a handler class); returns its base URL."""
@@ -34,7 +43,7 @@ def serve():
 
     def start(directory=None, handler=None) -> str:
         handler = handler or functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = LoopbackServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
