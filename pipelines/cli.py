@@ -245,6 +245,7 @@ Where to look:
   Cross-dataset heatmap:     {run or "no run yet"} (artifact cross_dataset_perplexity.png)
   Violin alignments:         {home.cache}/plots/alignments/<recording>.png
   Deep Performer samples:    {home.cache}/performance_eval/<run id>/ (recordings, resyntheses, spectrograms)
+  CLIPSep examples:          {home.cache}/clipsep_eval/<run id>/ (mixtures, references, separations)
   Shard sets:                {home.datasets}/
   MLflow store:              {home.mlflow}/mlflow.db"""
     )
