@@ -5,8 +5,9 @@ cannot be fetched or decoded (no audio stream, a corrupt container, no frames) b
 that stage's rejects table; the other videos of the batch complete.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -130,6 +131,19 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, home: HomeRe
     yield from write_with_rejects(home, "videos", batch, table, rejects, metadata)
 
 
+def each_video(
+    home: HomeResource, batch: str, stage: str, extract: Callable[[dict], Any]
+) -> tuple[list[tuple[dict, Any]], list[Reject]]:
+    """(video row, ``extract(row)``) for every video of the batch; a VideoError is that video's reject."""
+    done, rejects = [], []
+    for video in read_shards(home, "videos", batch).to_pylist():
+        try:
+            done.append((video, extract(video)))
+        except media.VideoError as exc:
+            rejects.append(Reject(sources.DATASET, video["id"], stage, type(exc).__name__, str(exc)))
+    return done, rejects
+
+
 @dg.multi_asset(
     specs=with_rejects_specs("video_audio", ["videos"], "Each video's clip as 16 kHz mono float32."),
     partitions_def=VIDEO_BATCHES,
@@ -137,19 +151,14 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, home: HomeRe
 def video_audio(context: dg.AssetExecutionContext, home: HomeResource) -> Iterator[dg.MaterializeResult]:
     """ffmpeg decodes each clip's first audio stream; a missing, corrupt or too short one is a reject."""
     batch = context.partition_key
-    rows, rejects = [], []
-    for video in read_shards(home, "videos", batch).to_pylist():
-        try:
-            audio = media.extract_audio(video["path"], video["start"], video["duration"])
-        except media.VideoError as exc:
-            rejects.append(Reject(sources.DATASET, video["id"], "audio", type(exc).__name__, str(exc)))
-            continue
-        rows.append(
-            {
-                "id": video["id"], "label": video["label"], "split": video["split"], "sample_rate": media.SAMPLE_RATE,
-                "seconds": len(audio) / media.SAMPLE_RATE, "audio": audio.tobytes(),
-            }
-        )  # fmt: skip
+    done, rejects = each_video(home, batch, "audio", lambda v: media.extract_audio(v["path"], v["start"], v["duration"]))
+    rows = [
+        {
+            "id": video["id"], "label": video["label"], "split": video["split"], "sample_rate": media.SAMPLE_RATE,
+            "seconds": len(audio) / media.SAMPLE_RATE, "audio": audio.tobytes(),
+        }
+        for video, audio in done
+    ]  # fmt: skip
     table = pa.Table.from_pylist(rows, schema=AUDIO)
     seconds = float(pc.sum(table.column("seconds")).as_py() or 0.0)
     yield from write_with_rejects(home, "video_audio", batch, table, rejects, {"videos": len(rows), "seconds": seconds})
@@ -163,14 +172,8 @@ def video_frames(context: dg.AssetExecutionContext, home: HomeResource) -> Itera
     """ffmpeg samples one frame a second (bicubic resize of the short side to 224, centre crop); a video
     without frames or with a corrupt container is a reject."""
     batch = context.partition_key
-    rows, rejects = [], []
-    for video in read_shards(home, "videos", batch).to_pylist():
-        try:
-            frames = media.extract_frames(video["path"], video["start"], video["duration"])
-        except media.VideoError as exc:
-            rejects.append(Reject(sources.DATASET, video["id"], "frames", type(exc).__name__, str(exc)))
-            continue
-        rows.extend({"video": video["id"], "timestamp": t, "jpeg": jpeg} for t, jpeg in frames)
+    done, rejects = each_video(home, batch, "frames", lambda v: media.extract_frames(v["path"], v["start"], v["duration"]))
+    rows = [{"video": video["id"], "timestamp": t, "jpeg": jpeg} for video, frames in done for t, jpeg in frames]
     table = pa.Table.from_pylist(rows, schema=FRAMES)
     metadata = {"frames": len(rows)}
     if rows:
