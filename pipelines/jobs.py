@@ -4,10 +4,10 @@ import dagster as dg
 
 from assets.performance.defs import RECORDINGS
 from assets.performance.model_defs import VARIANT_PARTITIONS
-from assets.video.defs import VIDEO_BATCHES
-from assets.video.model_defs import METHODS
 from assets.symbolic.defs import COMBINED, DATASETS
 from assets.symbolic.instrumentation_defs import ARCHS
+from assets.video.defs import VIDEO_BATCHES
+from assets.video.model_defs import METHODS
 
 symbolic_dataset_job = dg.define_asset_job(
     "symbolic_dataset",

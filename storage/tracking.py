@@ -7,6 +7,7 @@ and resolved by alias (MLflow 3: aliases, not stages).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,6 +116,11 @@ def get_alias_version(tracking_uri: str, name: str, alias: str) -> ModelVersion 
 
 def get_version(tracking_uri: str, name: str, version: str) -> ModelVersion:
     return _client(tracking_uri).get_model_version(name, version)
+
+
+def version_dir(cache_root: str, version: ModelVersion) -> str:
+    """Where a registered version's artifacts are downloaded to: ``<cache>/models/<name>-<version>``."""
+    return os.path.join(cache_root, "models", f"{version.name}-{version.version}")
 
 
 def download_artifacts(tracking_uri: str, version: ModelVersion, dst: str) -> str:

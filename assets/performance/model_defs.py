@@ -22,9 +22,16 @@ from models.mel import SAMPLE_RATE
 from models.training import default_device
 from pipelines.metadata import markdown_table, png_markdown
 from pipelines.resources import HomeResource
-from pipelines.training import checkpoint_dir, log_step, metric_key, profile_config, register_model, training_metadata
+from pipelines.training import (
+    checkpoint_dir,
+    log_step,
+    metric_key,
+    profile_config,
+    register_model,
+    training_metadata,
+)
 from storage import shards
-from storage.tracking import MlflowResource
+from storage.tracking import MlflowResource, version_dir
 
 GROUP = "performance"
 CODE_VERSION = "1"
@@ -143,7 +150,7 @@ def performance_vocoder(
 
 
 def load_version(home: HomeResource, tracking: MlflowResource, name: str, version: ModelVersion) -> str:
-    return tracking.download_artifacts(version, os.path.join(home.home.cache, "models", f"{name}-{version.version}"))
+    return tracking.download_artifacts(version, version_dir(home.home.cache, version))
 
 
 class PerformanceEvalConfig(dg.Config):

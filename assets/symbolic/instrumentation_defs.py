@@ -33,7 +33,7 @@ from pipelines.training import (
     training_metadata,
 )
 from storage import shards
-from storage.tracking import MlflowResource
+from storage.tracking import MlflowResource, version_dir
 
 CODE_VERSION = "1"
 REGISTERED = "part_separation"
@@ -145,7 +145,7 @@ def part_separation_model(
 
 
 def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion):
-    model_dir = tracking.download_artifacts(version, os.path.join(home.home.cache, "models", f"{REGISTERED}-{version.version}"))
+    model_dir = tracking.download_artifacts(version, version_dir(home.home.cache, version))
     return ps.load_model(model_dir, default_device())
 
 

@@ -28,7 +28,7 @@ from pipelines.training import (
     training_metadata,
 )
 from storage import shards
-from storage.tracking import MlflowResource
+from storage.tracking import MlflowResource, version_dir
 
 CODE_VERSION = "1"
 REGISTERED = "mmt"
@@ -139,7 +139,7 @@ class SamplesConfig(dg.Config):
 
 
 def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion) -> tuple[mmt.MMT, mmt.MMTConfig]:
-    model_dir = tracking.download_artifacts(version, os.path.join(home.home.cache, "models", f"{REGISTERED}-{version.version}"))
+    model_dir = tracking.download_artifacts(version, version_dir(home.home.cache, version))
     return mmt.load_model(model_dir, default_device())
 
 

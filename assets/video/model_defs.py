@@ -18,9 +18,16 @@ from models import clipsep as cs
 from models.training import default_device
 from pipelines.metadata import markdown_table
 from pipelines.resources import HomeResource
-from pipelines.training import checkpoint_dir, log_step, metric_key, profile_config, register_model, training_metadata
+from pipelines.training import (
+    checkpoint_dir,
+    log_step,
+    metric_key,
+    profile_config,
+    register_model,
+    training_metadata,
+)
 from storage import shards
-from storage.tracking import MlflowResource
+from storage.tracking import MlflowResource, version_dir
 
 GROUP = "video"
 CODE_VERSION = "1"
@@ -139,7 +146,7 @@ def clipsep_eval(
     if not queried:
         raise dg.Failure(f"no {REGISTERED} query model trained on {clip_model} embeddings: materialize clipsep_model first")
     loaded = {
-        m: cs.load_model(tracking.download_artifacts(v, os.path.join(home.home.cache, "models", f"{REGISTERED}-{v.version}")),
+        m: cs.load_model(tracking.download_artifacts(v, version_dir(home.home.cache, v)),
                          default_device())[0]
         for m, v in versions.items()
     }  # fmt: skip

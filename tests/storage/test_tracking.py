@@ -166,3 +166,12 @@ def test_newest_version_per_tag(tmp_path: Path, uri: str):
     newest = tracking.newest_by_tag(uri, "sep", "arch")
     assert {arch: str(v.version) for arch, v in newest.items()} == {"bilstm": "2", "lstm": "3"}
     assert tracking.newest_by_tag(uri, "sep", "dataset") == {}
+
+
+def test_version_dir_names_the_model_and_its_version(tmp_path):
+    from types import SimpleNamespace
+
+    from storage.tracking import version_dir
+
+    version = SimpleNamespace(name="clipsep", version="7")
+    assert version_dir(str(tmp_path), version) == str(tmp_path / "models" / "clipsep-7")
