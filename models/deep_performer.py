@@ -373,16 +373,19 @@ def _check(cfg: DeepPerformerConfig, clips: Sequence[Clip]) -> None:
         raise ValueError(f"performer IDs must lie in 0..{cfg.n_performers - 1} (cfg.n_performers)")
 
 
-def _train(
+def train(
     kind: str,
     cfg: DeepPerformerConfig,
     train_clips: Sequence[Clip],
     valid_clips: Sequence[Clip],
     ckpt_dir: str,
     log: Callable[[dict[str, float], int], None],
-    device: torch.device | str | None,
-    progress: bool,
+    device: torch.device | str | None = None,
+    progress: bool = False,
 ) -> tuple[nn.Module, FitResult]:
+    """Train the ``synthesis`` (log-mel MSE) or ``alignment`` (MSE in frames) model with Adam, a warm-up
+    and inverse-square-root schedule and early stopping on its validation loss; resumes from
+    ``ckpt_dir/last.pt`` and returns the best weights."""
     if not valid_clips:
         raise ValueError("no validation clips")
     _check(cfg, [*train_clips, *valid_clips])
@@ -410,32 +413,6 @@ def _train(
     )
     return model, result
 
-
-def train_synthesis(
-    cfg: DeepPerformerConfig,
-    train_clips: Sequence[Clip],
-    valid_clips: Sequence[Clip],
-    ckpt_dir: str,
-    log: Callable[[dict[str, float], int], None],
-    device: torch.device | str | None = None,
-    progress: bool = False,
-) -> tuple[nn.Module, FitResult]:
-    """Train the synthesis model with Adam, a warm-up and inverse-square-root schedule and early
-    stopping on the validation mel MSE; resumes from ``ckpt_dir/last.pt``, returns the best weights."""
-    return _train("synthesis", cfg, train_clips, valid_clips, ckpt_dir, log, device, progress)
-
-
-def train_alignment(
-    cfg: DeepPerformerConfig,
-    train_clips: Sequence[Clip],
-    valid_clips: Sequence[Clip],
-    ckpt_dir: str,
-    log: Callable[[dict[str, float], int], None],
-    device: torch.device | str | None = None,
-    progress: bool = False,
-) -> tuple[nn.Module, FitResult]:
-    """Train the alignment model like :func:`train_synthesis`, monitoring the MSE in frames."""
-    return _train("alignment", cfg, train_clips, valid_clips, ckpt_dir, log, device, progress)
 
 
 @torch.no_grad()

@@ -168,13 +168,17 @@ class PeriodDiscriminator(nn.Module):
         x = audio[:, None, :]
         if x.shape[-1] % self.period:
             x = F.pad(x, (0, self.period - x.shape[-1] % self.period), "reflect")
-        x = x.reshape(x.shape[0], 1, -1, self.period)
-        fmaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmaps.append(x)
-        x = self.post(x)
-        return x.flatten(1), [*fmaps, x]
+        return _score(self.convs, self.post, x.reshape(x.shape[0], 1, -1, self.period))
+
+
+def _score(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A discriminator's flattened scores and every feature map (the last is the score map), for feature matching."""
+    fmaps = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmaps.append(x)
+    x = post(x)
+    return x.flatten(1), [*fmaps, x]
 
 
 class ScaleDiscriminator(nn.Module):
@@ -196,13 +200,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = norm(nn.Conv1d(c_out, 1, 3, padding=1))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = audio[:, None, :]
-        fmaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmaps.append(x)
-        x = self.post(x)
-        return x.flatten(1), [*fmaps, x]
+        return _score(self.convs, self.post, audio[:, None, :])
 
 
 class MultiPeriodDiscriminator(nn.Module):

@@ -84,9 +84,8 @@ def train_and_register(
     cfg = replace(base, n_performers=len(performers), **VARIANTS[variant])
     name = ALIGNMENT if kind == "alignment" else SYNTHESIS
     ckpt_dir = checkpoint_dir(context, home, name, variant)
-    trainer = dp.train_alignment if kind == "alignment" else dp.train_synthesis
     with tracking.run(context, run_name=f"{name}-{variant}") as run:
-        model, result = trainer(cfg, train_clips, valid_clips, ckpt_dir, log_step, progress=sys.stderr.isatty())
+        model, result = dp.train(kind, cfg, train_clips, valid_clips, ckpt_dir, log_step, progress=sys.stderr.isatty())
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "train_clips": len(train_clips)})
         model_dir = os.path.join(ckpt_dir, "model")
         dp.save_model(model, cfg, model_dir)

@@ -20,8 +20,7 @@ from models.deep_performer import (
     polyphonic_mix,
     save_model,
     synthesize,
-    train_alignment,
-    train_synthesis,
+    train,
 )
 
 SMOKE = PROFILES["smoke"]
@@ -151,7 +150,7 @@ def test_synthesis_training_lowers_the_validation_mel_mse(clips, tmp_path):
     cfg = replace(SMOKE, lr=1e-2, max_steps=60, eval_every=20, checkpoint_every=60, patience=100)
     logged = []
     before = mel_mse(build_model(cfg, "synthesis"), cfg, clips[9:])
-    model, result = train_synthesis(cfg, clips[:9], clips[9:], str(tmp_path), lambda m, s: logged.append(m), "cpu")
+    model, result = train("synthesis", cfg, clips[:9], clips[9:], str(tmp_path), lambda m, s: logged.append(m), "cpu")
     evals = [m["val_loss"] for m in logged if "val_loss" in m]
     assert len(evals) == 3 and result.steps == 60
     assert result.best_metric == min(evals) < before / 4
@@ -160,9 +159,9 @@ def test_synthesis_training_lowers_the_validation_mel_mse(clips, tmp_path):
 
 def test_resumed_training_matches_an_uninterrupted_run(clips, tmp_path):
     cfg = replace(SMOKE, max_steps=8, eval_every=2, checkpoint_every=4, patience=100)
-    full, _ = train_synthesis(cfg, clips[:9], clips[9:], str(tmp_path / "full"), quiet, "cpu")
-    train_synthesis(replace(cfg, max_steps=4), clips[:9], clips[9:], str(tmp_path / "cut"), quiet, "cpu")
-    resumed, result = train_synthesis(cfg, clips[:9], clips[9:], str(tmp_path / "cut"), quiet, "cpu")
+    full, _ = train("synthesis", cfg, clips[:9], clips[9:], str(tmp_path / "full"), quiet, "cpu")
+    train("synthesis", replace(cfg, max_steps=4), clips[:9], clips[9:], str(tmp_path / "cut"), quiet, "cpu")
+    resumed, result = train("synthesis", cfg, clips[:9], clips[9:], str(tmp_path / "cut"), quiet, "cpu")
     assert result.resumed_from == 4 and result.steps == 8
     for file in ("last.pt", "best.pt"):
         a = torch.load(tmp_path / "full" / file, weights_only=True)
@@ -182,7 +181,7 @@ def test_alignment_learns_detached_playing_beyond_the_tempo_prior(tmp_path):
     torch.nn.init.zeros_(prior_only.head.weight), torch.nn.init.zeros_(prior_only.head.bias)
     prior = alignment_metrics(prior_only, cfg, valid_clips)
     assert prior["val_onset_mae_ms"] < 10  # onsets follow the tempo exactly
-    model, result = train_alignment(cfg, train_clips, valid_clips, str(tmp_path), quiet, "cpu")
+    model, result = train("alignment", cfg, train_clips, valid_clips, str(tmp_path), quiet, "cpu")
     learned = alignment_metrics(model, cfg, valid_clips)
     assert learned["val_loss"] == pytest.approx(result.best_metric)
     assert learned["val_loss"] < prior["val_loss"] / 4
@@ -227,19 +226,19 @@ def test_synthesize_a_long_score_in_cross_faded_windows():
 
 def test_training_rejects_mismatched_clips(clips, tmp_path):
     with pytest.raises(ValueError, match="n_mels"):
-        train_synthesis(replace(SMOKE, n_mels=40), clips, clips, str(tmp_path), quiet, "cpu")
+        train("synthesis", replace(SMOKE, n_mels=40), clips, clips, str(tmp_path), quiet, "cpu")
     with pytest.raises(ValueError, match="n_performers"):
-        train_alignment(replace(SMOKE, n_performers=2), clips, clips, str(tmp_path), quiet, "cpu")
+        train("alignment", replace(SMOKE, n_performers=2), clips, clips, str(tmp_path), quiet, "cpu")
     with pytest.raises(ValueError, match="no validation clips"):
-        train_alignment(SMOKE, clips, [], str(tmp_path), quiet, "cpu")
+        train("alignment", SMOKE, clips, [], str(tmp_path), quiet, "cpu")
 
 
 @pytest.mark.gpu
 def test_training_and_synthesis_on_cuda_with_bf16_autocast(clips, tmp_path):
     cfg = replace(SMOKE, lr=1e-2, max_steps=40, eval_every=20, checkpoint_every=40, patience=100)
     before = mel_mse(build_model(cfg, "synthesis"), cfg, clips[9:])
-    synthesis, result = train_synthesis(cfg, clips[:9], clips[9:], str(tmp_path / "s"), quiet, torch.device("cuda"))
-    alignment, _ = train_alignment(cfg, clips[:9], clips[9:], str(tmp_path / "a"), quiet, torch.device("cuda"))
+    synthesis, result = train("synthesis", cfg, clips[:9], clips[9:], str(tmp_path / "s"), quiet, torch.device("cuda"))
+    alignment, _ = train("alignment", cfg, clips[:9], clips[9:], str(tmp_path / "a"), quiet, torch.device("cuda"))
     assert next(synthesis.parameters()).is_cuda and result.best_metric < before / 2
     clip = clips[0]
     mel = synthesize(synthesis, alignment, cfg, clip.pitch, clip.onset_beat, clip.duration_beat, 0, clip.qpm)
