@@ -28,23 +28,23 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from assets.performance import humanize
-from assets.performance.alignment import (
+from assets.violin import humanize
+from assets.violin.alignment import (
     align_v1,
     align_v2,
     onset_agreement,
     read_alignment_csv,
     render_score,
 )
-from assets.performance.render import tempo_for
-from assets.performance.scores import RESOLUTION, read_notes_csv
-from assets.performance.sources import (
+from assets.violin.render import tempo_for
+from assets.violin.scores import RESOLUTION, read_notes_csv
+from assets.violin.sources import (
     SAMPLE_NAME,
     load_slice,
     sample_manifest,
     shared_data_dir,
 )
-from pipelines.tools import soundfont_path
+from assets.core.tools import soundfont_path
 
 METHODS: dict[str, Callable] = {"v1 (thesis: CQT 32 ms, full DTW)": align_v1, "v2 (CQT 16 ms, multiscale DTW)": align_v2}
 

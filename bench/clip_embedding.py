@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from assets.video.media import extract_frames
+from assets.videos.media import extract_frames
 from models.clip_embed import PRECISIONS, SMALL_CLIP, ClipBundle, embed_images, load_clip, preprocess
 
 

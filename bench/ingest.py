@@ -19,9 +19,9 @@ import music21
 import muspy
 from tqdm import tqdm
 
-from assets.symbolic import ingest, tables
-from assets.symbolic.datasets.local import list_folder
-from assets.symbolic.readers import read_item
+from assets.scores import ingest, tables
+from assets.scores.datasets.local import list_folder
+from assets.scores.readers import read_item
 from storage import shards
 
 MUSPY_NATIVE = {"midi", "musicxml"}

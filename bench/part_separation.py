@@ -23,8 +23,10 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from assets.symbolic import ingest, part_baselines, part_notes
-from assets.symbolic.datasets import list_items
+from assets.instrumentation import baselines as part_baselines
+from assets.instrumentation import part_notes
+from assets.scores import ingest
+from assets.scores.datasets import list_items
 
 DATASET = "bach_chorales"
 PUBLISHED = {"lstm": 0.91, "bilstm": 0.95}  # the thesis's Bach accuracies the runs should reach

@@ -41,9 +41,27 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from assets.symbolic.part_notes import RESOLUTION, PartSong
 from models.checkpoints import load_model_dir, save_model_dir, seed_everything
 from models.training import FitResult, LoopConfig, default_device, fit, model_device
+
+RESOLUTION = 24  # steps per quarter of the part-labelled notes
+
+
+@dataclass(frozen=True)
+class PartSong:
+    """One song's notes with their part labels, the unit every part-separation model and baseline reads."""
+
+
+    dataset: str
+    song: str
+    split: str
+    scheme: str
+    part_names: tuple[str, ...]  # the scheme's labels, index = label
+    onset: np.ndarray  # int64, sorted by (onset, pitch), at RESOLUTION
+    duration: np.ndarray
+    pitch: np.ndarray
+    label: np.ndarray
+
 
 ONLINE = ("lstm", "transformer_decoder")
 OFFLINE = ("bilstm", "transformer_encoder")

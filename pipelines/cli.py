@@ -76,7 +76,7 @@ def ingest(home: BatonHome, datasets: list[str]) -> dict:
 
 def run_mmt(home: BatonHome, datasets: list[str], profile: str, steps: int = 0) -> dict:
     """MMT codes for every dataset, then training, samples in the three modes and evaluation."""
-    from assets.symbolic.mmt_data import DEFAULT_DATASETS
+    from assets.mmt.codes import DEFAULT_DATASETS
 
     results = {}
     for dataset in datasets:
@@ -139,7 +139,7 @@ def run_performance(
 ) -> dict:
     """The violin recordings to clips, the Deep Performer's models (the three Table 5.1 variants) and their
     evaluation. ``vocoder_profile`` "none" leaves HiFi-GAN out (Griffin-Lim inverts), for CPU-only paper runs."""
-    from assets.performance.model_defs import VARIANTS
+    from assets.deep_performer.defs import VARIANTS
 
     results = run_performance_data(home, manifest, method)
     config = {"config": {"profile": profile, "max_steps": steps}}
@@ -194,7 +194,7 @@ def run_video(home: BatonHome, profile: str, steps: int = 0, source: str = "synt
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from models.clip_embed import SMALL_CLIP
-    from pipelines.tools import require_tools
+    from assets.core.tools import require_tools
 
     require_tools()
     home = BatonHome.from_env().ensure()
@@ -214,7 +214,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if args.branch == "muspy":
         results = run_experiment(home, list(args.datasets or PAPER_DATASETS), args.profile, args.arch, args.steps)
     elif args.branch == "mmt":
-        from assets.symbolic.mmt_data import DEFAULT_DATASETS
+        from assets.mmt.codes import DEFAULT_DATASETS
 
         datasets = list(args.datasets or DEFAULT_DATASETS)
         results = ingest(home, datasets) | run_mmt(home, datasets, args.profile, args.steps or 0)
@@ -275,7 +275,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from assets.symbolic import datasets
+    from assets.scores import datasets
 
     home = BatonHome.from_env().ensure()
     if args.action == "list":
@@ -293,7 +293,7 @@ def cmd_instrument(args: argparse.Namespace) -> int:
     """Arrange a solo score for the parts of `models:/part_separation@<alias>`."""
     import muspy
 
-    from assets.symbolic.instrumentation import InstrumentationError, arrange
+    from assets.instrumentation.arrange import InstrumentationError, arrange
     from models import part_separation as ps
     from storage import tracking
 
@@ -325,8 +325,8 @@ def cmd_instrument(args: argparse.Namespace) -> int:
     for track in arranged.tracks:
         print(f"  {track.name:10} program {track.program:3}  {len(track.notes)} notes")
     if args.audio:
-        from assets.synth import render_midi
-        from pipelines.tools import require_tools, soundfont_path
+        from assets.core.synth import render_midi
+        from assets.core.tools import require_tools, soundfont_path
 
         require_tools()
         render_midi(args.output, args.audio, soundfont_path())
@@ -338,9 +338,9 @@ def cmd_perform(args: argparse.Namespace) -> int:
     """Play a score with the registry's Deep Performer champions."""
     import soundfile as sf
 
-    from assets.performance import performing
-    from assets.performance.model_defs import ALIGNMENT, SYNTHESIS, VOCODER
-    from assets.performance.scores import ScoreError, score_notes
+    from assets.deep_performer import performing
+    from assets.deep_performer.defs import ALIGNMENT, SYNTHESIS, VOCODER
+    from assets.violin.scores import ScoreError, score_notes
     from models import deep_performer as dp
     from models import vocoder as voc
     from models.mel import SAMPLE_RATE
@@ -433,15 +433,15 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
 
 def report_clipsep(home: BatonHome) -> None:
-    from pipelines.metadata import markdown_table
+    from assets.core.metadata import markdown_table
     from storage import shards
 
     print(markdown_table(shards.read_table(home.datasets, "clipsep_eval", "__all__").to_pandas(), digits=3))
 
 
 def report_perplexity(home: BatonHome, png: str) -> None:
-    from assets.symbolic.language_model import heatmap_png
-    from pipelines.metadata import markdown_table
+    from assets.cross_dataset.language_model import heatmap_png
+    from assets.core.metadata import markdown_table
     from storage import shards
 
     long = shards.read_table(home.datasets, "cross_dataset_perplexity", "__all__").to_pandas()
@@ -458,7 +458,7 @@ def report_instrumentation(home: BatonHome, png: str) -> None:
     """Table 4.2 from the latest part_separation_eval, and the champion's confusion matrix."""
     import mlflow
 
-    from pipelines.metadata import markdown_table
+    from assets.core.metadata import markdown_table
     from storage import shards, tracking
 
     table = shards.read_table(home.datasets, "part_separation_eval", "__all__").to_pandas()
@@ -475,7 +475,7 @@ def report_instrumentation(home: BatonHome, png: str) -> None:
 
 
 def report_mmt(home: BatonHome) -> None:
-    from pipelines.metadata import markdown_table
+    from assets.core.metadata import markdown_table
     from storage import shards
 
     table = shards.read_table(home.datasets, "mmt_eval", "__all__").to_pandas()
@@ -484,7 +484,7 @@ def report_mmt(home: BatonHome) -> None:
 
 
 def report_performance(home: BatonHome) -> None:
-    from pipelines.metadata import markdown_table
+    from assets.core.metadata import markdown_table
     from storage import shards
 
     print(markdown_table(shards.read_table(home.datasets, "performance_eval", "__all__").to_pandas(), digits=4))

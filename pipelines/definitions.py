@@ -1,31 +1,36 @@
-"""The one Dagster code location (workspace.yaml loads `defs` from here)."""
+"""The one Dagster code location (workspace.yaml loads `defs` from here).
 
+Each system package contributes its `assets` (and `asset_checks`) from its `defs.py`; adding a
+system is adding its package to SYSTEMS.
+"""
 
 import dagster as dg
 
-from assets.performance.defs import asset_checks as performance_checks
-from assets.performance.defs import assets as performance_assets
-from assets.performance.model_defs import assets as performance_model_assets
-from assets.symbolic.defs import assets as symbolic_assets
-from assets.symbolic.instrumentation_defs import assets as instrumentation_assets
-from assets.symbolic.mmt_defs import assets as mmt_assets
-from assets.video.defs import assets as video_assets
-from assets.video.model_defs import assets as video_model_assets
+from assets.clipsep import defs as clipsep
+from assets.core.resources import HomeResource, QualityGates
+from assets.cross_dataset import defs as cross_dataset
+from assets.deep_performer import defs as deep_performer
+from assets.instrumentation import defs as instrumentation
+from assets.mmt import defs as mmt
+from assets.scores import defs as scores
+from assets.videos import defs as videos
+from assets.violin import defs as violin
 from pipelines.jobs import jobs
-from pipelines.resources import HomeResource, QualityGates
 from pipelines.schedules import schedules
 from pipelines.sensors import sensors
 from storage.home import BatonHome
 from storage.io_manager import ShardIOManager
 from storage.tracking import MlflowResource, default_tracking_uri
 
+SYSTEMS = (scores, violin, videos, cross_dataset, mmt, instrumentation, deep_performer, clipsep)
+
 
 def build_defs(home: BatonHome) -> dg.Definitions:
     """Definitions bound to one home directory, so tests can point everything at a temporary one."""
     home.ensure()
     return dg.Definitions(
-        assets=[*symbolic_assets, *mmt_assets, *instrumentation_assets, *performance_assets, *performance_model_assets, *video_assets, *video_model_assets],
-        asset_checks=performance_checks,
+        assets=[a for system in SYSTEMS for a in system.assets],
+        asset_checks=[c for system in SYSTEMS for c in getattr(system, "asset_checks", [])],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

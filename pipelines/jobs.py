@@ -2,12 +2,11 @@
 
 import dagster as dg
 
-from assets.performance.defs import RECORDINGS
-from assets.performance.model_defs import VARIANT_PARTITIONS
-from assets.symbolic.defs import COMBINED, DATASETS
-from assets.symbolic.instrumentation_defs import ARCHS
-from assets.video.defs import VIDEO_BATCHES
-from assets.video.model_defs import METHODS
+from assets.clipsep.defs import METHODS
+from assets.core.partitions import DATASETS, RECORDINGS, VIDEO_BATCHES
+from assets.cross_dataset.defs import COMBINED
+from assets.deep_performer.defs import VARIANT_PARTITIONS
+from assets.instrumentation.defs import ARCHS
 
 symbolic_dataset_job = dg.define_asset_job(
     "symbolic_dataset",

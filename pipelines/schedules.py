@@ -3,7 +3,7 @@
 import dagster as dg
 
 from pipelines.jobs import music_lm_retrain_job
-from pipelines.resources import HomeResource
+from assets.core.resources import HomeResource
 from storage import shards
 
 

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from assets.symbolic.datasets import list_datasets
-from assets.symbolic.defs import DATASETS
-from assets.video.defs import VIDEO_BATCHES, batch_folder
+from assets.core.partitions import DATASETS, VIDEO_BATCHES
+from assets.core.resources import HomeResource
+from assets.scores.datasets import list_datasets
+from assets.videos.defs import batch_folder
 from pipelines.jobs import ingest_job, video_data_job
-from pipelines.resources import HomeResource
 
 SETTLE_SECONDS = 2.0
 

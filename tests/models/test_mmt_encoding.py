@@ -2,11 +2,11 @@ import muspy
 import numpy as np
 import pytest
 
-from assets.symbolic import tables
-from assets.symbolic.datasets import ScoreItem
-from assets.symbolic.datasets.music21_corpus import CORPUS_DIR
-from assets.symbolic.ingest import music_to_rows
-from assets.symbolic.readers import read_item
+from assets.scores import tables
+from assets.scores.datasets import ScoreItem
+from assets.scores.datasets.music21_corpus import CORPUS_DIR
+from assets.scores.ingest import music_to_rows
+from assets.scores.readers import read_item
 from models.mmt_encoding import (
     FIELD_SIZES,
     INSTRUMENT_PROGRAMS,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from assets.symbolic.part_notes import RESOLUTION, PartSong
+from models.part_separation import RESOLUTION, PartSong
 from models.part_separation import (
     ARCHS,
     IGNORE_INDEX,

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import dagster as dg
 import pyarrow as pa
 
-from assets.symbolic import tables
+from assets.scores import tables
 from pipelines import definitions, sensors
 from pipelines.definitions import build_defs
-from pipelines.resources import HomeResource
+from assets.core.resources import HomeResource
 from pipelines.schedules import weekly_music_lm_retrain
 from storage import shards
 
@@ -67,7 +67,7 @@ def test_weekly_retraining_schedule(home):
 
 
 def test_dataset_partitions_sensor_adds_registry_names(home, tmp_path):
-    from assets.symbolic.datasets import register_local
+    from assets.scores.datasets import register_local
 
     folder = tmp_path / "mine"
     folder.mkdir()

@@ -8,7 +8,7 @@ import dagster as dg
 import music21
 import pytest
 
-from assets.symbolic import tables
+from assets.scores import tables
 from pipelines.definitions import build_defs
 from storage import shards, tracking
 
@@ -106,7 +106,7 @@ def test_score_files_downloads_a_remote_dataset_when_asked(home, tmp_path, serve
     import hashlib
     import zipfile
 
-    from assets.symbolic.datasets import muspy_sources
+    from assets.scores.datasets import muspy_sources
 
     www = tmp_path / "www"
     www.mkdir()

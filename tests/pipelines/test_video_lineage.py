@@ -14,12 +14,12 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from assets.video import media, synthetic
+from assets.videos import media, synthetic
 from models.clip_embed import SMALL_CLIP
 from pipelines import cli, sensors
 from pipelines.definitions import build_defs
-from pipelines.resources import HomeResource
-from pipelines.tools import missing_tools
+from assets.core.resources import HomeResource
+from assets.core.tools import missing_tools
 from storage import shards, tracking
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"missing system packages {missing_tools()}")

@@ -1,0 +1,195 @@
+"""Dagster wiring of CLIPSep: the model trained on every video batch's audio and frame embeddings
+(CLIPSep, CLIPSep-NIT and the PIT baseline as partitions) and its SDR evaluation."""
+
+import os
+import sys
+from dataclasses import asdict, replace
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import soundfile as sf
+
+from assets.clipsep import separation_data
+from models import clip_embed
+from models import clipsep as cs
+from models.training import default_device
+from assets.core.metadata import markdown_table
+from assets.core.resources import HomeResource
+from assets.core.training import (
+    checkpoint_dir,
+    log_step,
+    metric_key,
+    profile_config,
+    register_model,
+    training_metadata,
+)
+from storage import shards
+from storage.tracking import MlflowResource, version_dir
+
+GROUP = "clipsep"
+CODE_VERSION = "1"
+REGISTERED = "clipsep"
+METHODS = dg.StaticPartitionsDefinition(list(cs.METHODS))
+LABELS = {"clipsep": "CLIPSep", "nit": "CLIPSep-NIT", "pit": "PIT"}
+ALL_BATCHES = [
+    dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping()) for asset in ("video_audio", "clip_embeddings")
+]
+
+
+def read_all(home: HomeResource, asset: str) -> pa.Table:
+    batches = shards.list_partitions(home.home.datasets, asset)
+    if not batches:
+        raise dg.Failure(f"{asset} is not materialized for any video batch: run video_data_job first")
+    return shards.read_table(home.home.datasets, asset, batches)
+
+
+def split_sources(home: HomeResource, split: str) -> tuple[list[cs.Source], str]:
+    """The split's clip-long windows with their frame queries, and the CLIP model that embedded them."""
+    embeddings = read_all(home, "clip_embeddings")
+    models = set(embeddings.column("model").to_pylist())
+    if len(models) != 1:
+        raise dg.Failure(f"clip_embeddings mixes CLIP models {sorted(models)}: re-embed every batch with one")
+    starts = {v["id"]: v["start"] for v in read_all(home, "videos").select(["id", "start"]).to_pylist()}
+    return separation_data.sources(read_all(home, "video_audio"), embeddings, split, starts), models.pop()
+
+
+class CLIPSepTrainConfig(dg.Config):
+    """The paper's settings are the `paper` profile of models.clipsep; `smoke` is tiny and `demo`
+    is sized for the demo's synthetic instrument set on a CPU."""
+
+    profile: str = "smoke"
+    max_steps: int = 0
+    seed: int = 0
+
+
+@dg.asset(
+    deps=ALL_BATCHES, partitions_def=METHODS, group_name=GROUP, retry_policy=dg.RetryPolicy(max_retries=2),
+    code_version=CODE_VERSION,
+)  # fmt: skip
+def clipsep_model(
+    context: dg.AssetExecutionContext, config: CLIPSepTrainConfig, home: HomeResource, tracking: MlflowResource
+) -> dg.MaterializeResult:
+    """One separation model on two-source mixtures of every batch's training videos: CLIPSep, with
+    noise invariant training (NIT), or the query-free PIT baseline; registered as clipsep@candidate."""
+    method = context.partition_key
+    (train, clip_model), (valid, _) = split_sources(home, "train"), split_sources(home, "valid")
+    if len({s.label for s in train}) < 2 or not valid:
+        raise dg.Failure(f"{len(train)} training windows of {len({s.label for s in train})} labels and {len(valid)} "
+                         "validation windows: need two labels to mix and a validation split")  # fmt: skip
+    cfg = replace(profile_config(cs.PROFILES, config.profile, config.seed, config.max_steps), method=method)
+    ckpt_dir = checkpoint_dir(context, home, REGISTERED, method)
+    with tracking.run(context, run_name=f"{REGISTERED}-{method}") as run:
+        model, result = cs.train(cfg, train, valid, ckpt_dir, log_step, progress=sys.stderr.isatty())
+        mlflow.log_params({**asdict(cfg), "profile": config.profile, "clip_model": clip_model, "train_windows": len(train)})
+        model_dir = os.path.join(ckpt_dir, "model")
+        cs.save_model(model, cfg, model_dir)
+        tags = {"method": method, "clip_model": clip_model, "profile": config.profile}
+        version = register_model(tracking, run, model_dir, REGISTERED, tags)
+    metadata = training_metadata(REGISTERED, version, result, tracking.run_url(run))
+    return dg.MaterializeResult(metadata=metadata | {"train_windows": len(train), "valid_windows": len(valid)})
+
+
+class CLIPSepEvalConfig(dg.Config):
+    n_mixtures: int = 100  # deterministic test mixtures, one seed per index
+    seed: int = 0
+    samples: int = 2  # mixtures written out as audio
+
+
+def text_sources(test: list[cs.Source], clip_model: str) -> list[cs.Source] | None:
+    """The test windows with the text query "<label>" instead of their frames, when the CLIP model
+    that embedded the frames is a real one (text and images share its space) and labels are known."""
+    if clip_model == clip_embed.SMALL_CLIP or any(s.label is None for s in test):
+        return None
+    bundle = clip_embed.load_clip(clip_model)
+    if not bundle.semantic:
+        return None
+    labels = sorted({s.label for s in test})
+    by_label = dict(zip(labels, clip_embed.embed_texts(bundle, labels)))
+    return [replace(s, query=by_label[s.label]) for s in test]
+
+
+def summary_rows(name: str, query: str, version: str, scores: dict[str, float], prefix: str) -> dict:
+    return {
+        "model": name, "query": query, "version": version,
+        **{f"{k}_{stat}": scores[f"{prefix}_{k}_{stat}"] for k in ("sdr", "sdri") for stat in ("mean", "sem", "median")},
+    }  # fmt: skip
+
+
+def write_examples(out_dir: str, model: cs.CLIPSep, test: list[cs.Source], count: int, seed: int) -> None:
+    """The first ``count`` evaluation mixtures, their sources and the separations, as WAV files."""
+    for i, mix in enumerate(cs.deterministic_mixtures(test, count, seed)):
+        sf.write(os.path.join(out_dir, f"mixture{i}.wav"), mix.audio, cs.SAMPLE_RATE)
+        for j, (reference, query) in enumerate(zip(mix.sources, mix.queries)):
+            label = test[mix.indices[j]].label or f"source{j}"
+            sf.write(os.path.join(out_dir, f"mixture{i}-{label}-reference.wav"), reference, cs.SAMPLE_RATE)
+            sf.write(os.path.join(out_dir, f"mixture{i}-{label}-separated.wav"), cs.separate(model, mix.audio, query), cs.SAMPLE_RATE)
+
+
+@dg.asset(
+    deps=[dg.AssetDep("clipsep_model", partition_mapping=dg.AllPartitionMapping())],
+    group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION,
+)  # fmt: skip
+def clipsep_eval(
+    context: dg.AssetExecutionContext, config: CLIPSepEvalConfig, home: HomeResource, tracking: MlflowResource
+) -> pd.DataFrame:
+    """SDR and SDR improvement (museval, the whole clip as one window) on deterministic test mixtures,
+    the MUSIC+ protocol: image queries, text queries when the CLIP weights are real, the mixture and
+    the PIT baseline; the better query model becomes `clipsep@champion`."""
+    test, clip_model = split_sources(home, "test")
+    if len({s.label for s in test}) < 2:
+        raise dg.Failure(f"the test split has {len(test)} windows of {len({s.label for s in test})} labels: need two to mix")
+    versions = tracking.newest_by_tag(REGISTERED, "method")
+    queried = {m: v for m, v in versions.items() if m != "pit" and v.tags.get("clip_model") == clip_model}
+    if not queried:
+        raise dg.Failure(f"no {REGISTERED} query model trained on {clip_model} embeddings: materialize clipsep_model first")
+    loaded = {
+        m: cs.load_model(tracking.download_artifacts(v, version_dir(home.home.cache, v)),
+                         default_device())[0]
+        for m, v in versions.items()
+    }  # fmt: skip
+    texts = text_sources(test, clip_model)
+    rows, mixture = [], None
+    for method, version in queried.items():
+        scores = cs.evaluate(loaded[method], test, config.n_mixtures, config.seed, loaded.get("pit"))
+        rows.append(summary_rows(LABELS[method], "image", str(version.version), scores, "query"))
+        tracking.log_version_metrics(version, {"test_sdri_image": scores["query_sdri_mean"]})
+        if texts is not None:
+            text_scores = cs.evaluate(loaded[method], texts, config.n_mixtures, config.seed)
+            rows.append(summary_rows(LABELS[method], "text", str(version.version), text_scores, "query"))
+        if mixture is None:
+            mixture = {"model": "mixture", "query": "", "version": "", "sdr_mean": scores["mixture_sdr_mean"],
+                       "sdr_sem": scores["mixture_sdr_sem"], "sdr_median": scores["mixture_sdr_median"],
+                       "sdri_mean": 0.0, "sdri_sem": 0.0, "sdri_median": 0.0}  # fmt: skip
+            if "pit" in loaded:
+                rows.append(summary_rows(LABELS["pit"], "", str(versions["pit"].version), scores, "pit"))
+    table = pd.DataFrame([mixture, *rows])
+    best = max(queried, key=lambda m: tracking.metric_of(queried[m], "test_sdri_image"))
+    out_dir = os.path.join(home.home.cache, "clipsep_eval", context.run_id)
+    os.makedirs(out_dir, exist_ok=True)
+    write_examples(out_dir, loaded[best], test, config.samples, config.seed)
+    with tracking.run(context, run_name="clipsep_eval") as run:
+        mlflow.log_metrics(
+            {metric_key(f"{r['model']}.{r['query'] or 'none'}.{k}"): float(r[k]) for r in table.to_dict("records")
+             for k in table.columns if k.startswith("sdr") and np.isfinite(r[k])}
+        )  # fmt: skip
+        mlflow.log_text(table.to_csv(index=False), "sdr.csv")
+        mlflow.log_artifacts(out_dir, "examples")
+        promoted = tracking.promote_if_better(REGISTERED, queried[best], "test_sdri_image", lower_is_better=False)
+    context.add_output_metadata(
+        {
+            "table": dg.MetadataValue.md(markdown_table(table)),
+            "clip_model": clip_model,
+            "text_queries": texts is not None,
+            "test_windows": len(test),
+            "promoted": f"{LABELS[best]} v{queried[best].version}" if promoted else "",
+            "examples": dg.MetadataValue.path(out_dir),
+            "mlflow_run": tracking.run_url(run),
+        }
+    )
+    return table
+
+
+assets = [clipsep_model, clipsep_eval]

@@ -1,0 +1,232 @@
+"""Dagster wiring of the MusPy cross-dataset experiment: config, partitions, metadata and checks only."""
+
+import os
+import sys
+from dataclasses import asdict, fields
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import torch
+
+from assets.core.partitions import DATASETS
+from assets.core import plots
+from assets.core.metadata import manifest_metadata, markdown_table, png_markdown
+from assets.core.resources import HomeResource
+from assets.core.training import checkpoint_dir, log_step, register_model, training_metadata
+from assets.cross_dataset import events, language_model
+from assets.scores.songs import assign_splits, iter_songs
+from models import music_lm as lm
+from storage import shards
+from storage.tracking import MlflowResource
+
+COMBINED = dg.StaticPartitionsDefinition(list(language_model.COMBINED_MODES))
+GROUP = "cross_dataset"
+CODE_VERSION = "1"
+
+
+class EventConfig(dg.Config):
+    split_seed: int = 0
+    rows_per_shard: int = 20_000
+
+
+@dg.asset(partitions_def=DATASETS, deps=["notes"], group_name=GROUP, code_version=CODE_VERSION)
+def event_sequences(context: dg.AssetExecutionContext, config: EventConfig, home: HomeResource) -> dg.MaterializeResult:
+    """MusPy event representation (4 steps per quarter, no velocity, end-of-sequence) with 8:1:1 splits."""
+    root, partition = home.home.datasets, context.partition_key
+    song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
+    splits = assign_splits(song_ids, seed=config.split_seed)
+    notes_version = shards.read_manifest(root, "notes", partition).version
+    lengths = []
+    with shards.ShardWriter(
+        root,
+        "event_sequences",
+        partition,
+        tables.EVENTS,
+        rows_per_shard=config.rows_per_shard,
+        code_version=CODE_VERSION,
+        upstream={"notes": notes_version},
+    ) as writer:
+        for song, notes in iter_songs(shards.iter_batches(root, "notes", [partition])):
+            codes = events.encode(notes)
+            lengths.append(len(codes))
+            writer.write([{"dataset": partition, "song": song, "split": splits[song], "n_events": len(codes), "events": codes.tolist()}])
+    counts = pd.Series(list(splits.values())).value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            **manifest_metadata(writer.manifest),
+            "vocab_size": events.VOCAB_SIZE,
+            "mean_events": float(pd.Series(lengths).mean()) if lengths else 0.0,
+            "splits": dg.MetadataValue.json(counts),
+        }
+    )
+
+
+class MusicLMConfig(dg.Config):
+    """MusPy §2.5 hyperparameters; `smoke` shortens training for tests and the demo."""
+
+    profile: str = "smoke"
+    arch: str = "lstm"
+    embedding_dim: int = 128
+    hidden_dim: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    dropout: float = 0.5
+    seq_len: int = 64
+    batch_size: int = 16
+    lr: float = 1e-3
+    paper_steps: int = 10_000
+    smoke_steps: int = 60
+    patience: int = 10
+    seed: int = 0
+    datasets: list[str] = []
+
+
+def lm_config(config: MusicLMConfig) -> lm.LMConfig:
+    """The model's own config: shared fields copied, steps and evaluation cadence from the profile."""
+    if config.profile not in ("smoke", "paper"):
+        raise dg.Failure(f"unknown profile {config.profile!r}: use 'smoke' or 'paper'")
+    smoke = config.profile == "smoke"
+    steps = config.smoke_steps if smoke else config.paper_steps
+    every = max(1, steps // 3) if smoke else 250
+    shared = {f.name: getattr(config, f.name) for f in fields(lm.LMConfig) if f.name in MusicLMConfig.model_fields}
+    return lm.LMConfig(
+        **shared, vocab_size=events.VOCAB_SIZE, max_steps=steps, eval_every=every, checkpoint_every=every
+    )
+
+
+def registry_name(training_set: str) -> str:
+    return f"music_lm-{training_set}"
+
+
+def train_and_register(
+    context: dg.AssetExecutionContext,
+    config: MusicLMConfig,
+    home: HomeResource,
+    tracking: MlflowResource,
+    training_set: str,
+    datasets: list[str],
+    stratified: bool,
+) -> dg.MaterializeResult:
+    """Shared by per-dataset and combined models: train with resume, log, register as `candidate`."""
+    cfg = lm_config(config)
+    root = home.home.datasets
+    missing = [d for d in datasets if shards.read_manifest(root, "event_sequences", d) is None]
+    if missing:
+        raise dg.Failure(f"event_sequences not materialized for {missing}: materialize those partitions first")
+    ckpt_dir = checkpoint_dir(context, home, "music_lm", training_set)
+    with tracking.run(context, run_name=f"music_lm-{training_set}") as run:
+        mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets), "stratified": stratified})
+        model, result = language_model.train_on(
+            root, datasets, cfg, ckpt_dir, log_step, stratified, progress=sys.stderr.isatty()
+        )
+        device = next(model.parameters()).device
+        tests = {
+            d: lm.evaluate(model, language_model.sequence_source(root, d, "test")(), cfg.seq_len, device)
+            for d in datasets
+        }
+        test_loss = sum(t["loss"] * t["tokens"] for t in tests.values()) / max(1, sum(t["tokens"] for t in tests.values()))
+        test_ppl = float(torch.tensor(test_loss).exp())
+        mlflow.log_metrics({"test_perplexity": test_ppl, "steps": result.steps, "best_step": result.best_step})
+        model_dir = os.path.join(ckpt_dir, "model")
+        lm.save_model(model, cfg, model_dir)
+        version = register_model(tracking, run, model_dir, registry_name(training_set), {})
+    return dg.MaterializeResult(
+        metadata={**training_metadata(registry_name(training_set), version, result, tracking.run_url(run)), "test_perplexity": test_ppl}
+    )
+
+
+@dg.asset(
+    partitions_def=DATASETS,
+    deps=["event_sequences"],
+    group_name=GROUP,
+    retry_policy=dg.RetryPolicy(max_retries=2),
+    code_version=CODE_VERSION,
+)
+def music_lm(
+    context: dg.AssetExecutionContext, config: MusicLMConfig, home: HomeResource, tracking: MlflowResource
+) -> dg.MaterializeResult:
+    """A language model over one dataset's event sequences, registered as music_lm-<dataset>@candidate."""
+    return train_and_register(context, config, home, tracking, context.partition_key, [context.partition_key], False)
+
+
+def combined_datasets(config: MusicLMConfig, home: HomeResource) -> list[str]:
+    return config.datasets or shards.list_partitions(home.home.datasets, "event_sequences")
+
+
+@dg.asset(
+    partitions_def=COMBINED,
+    deps=[dg.AssetDep("event_sequences", partition_mapping=dg.AllPartitionMapping())],
+    group_name=GROUP,
+    retry_policy=dg.RetryPolicy(max_retries=2),
+    code_version=CODE_VERSION,
+)
+def music_lm_combined(
+    context: dg.AssetExecutionContext, config: MusicLMConfig, home: HomeResource, tracking: MlflowResource
+) -> dg.MaterializeResult:
+    """The paper's "all datasets combined" and "stratified sampling" models."""
+    mode = context.partition_key
+    datasets = combined_datasets(config, home)
+    return train_and_register(context, config, home, tracking, mode, datasets, mode == "stratified")
+
+
+class PerplexityConfig(dg.Config):
+    datasets: list[str] = []
+    alias: str = "candidate"
+
+
+@dg.asset(
+    deps=[
+        dg.AssetDep("music_lm", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("music_lm_combined", partition_mapping=dg.AllPartitionMapping()),
+    ],
+    group_name=GROUP,
+    io_manager_key="shard_io",
+    code_version=CODE_VERSION,
+)
+def cross_dataset_perplexity(
+    context: dg.AssetExecutionContext, config: PerplexityConfig, home: HomeResource, tracking: MlflowResource
+) -> pd.DataFrame:
+    """Train-by-test perplexity matrix (Figure 2.10); a per-dataset candidate that beats its champion
+    in domain is promoted."""
+    root = home.home.datasets
+    datasets = config.datasets or shards.list_partitions(root, "event_sequences")
+    training_sets = [*datasets, *language_model.COMBINED_MODES]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    models, versions = {}, {}
+    for name in training_sets:
+        version = tracking.get_alias_version(registry_name(name), config.alias)
+        if version is None:
+            context.log.warning(f"no {registry_name(name)}@{config.alias}; leaving it out of the matrix")
+            continue
+        model_dir = tracking.download(registry_name(name), config.alias, os.path.join(home.home.cache, "models", name))
+        models[name], cfg = lm.load_model(model_dir, device)
+        versions[name] = version
+    if not models:
+        raise dg.Failure("no music_lm model is registered yet: materialize music_lm first")
+    matrix = language_model.perplexity_matrix(root, models, datasets, cfg.seq_len, device)
+    png = language_model.heatmap_png(matrix)
+    promoted = []
+    with tracking.run(context, run_name="cross_dataset_perplexity") as run:
+        mlflow.log_image(plots.png_image(png), "cross_dataset_perplexity.png")
+        mlflow.log_text(matrix.to_csv(), "cross_dataset_perplexity.csv")
+        for name in datasets:
+            if name not in models:
+                continue
+            score = float(matrix.loc[name, name])
+            mlflow.log_metrics({f"in_domain_perplexity.{name}": score})
+            if tracking.promote_if_better(registry_name(name), versions[name], "test_perplexity", lower_is_better=True):
+                promoted.append(name)
+    long = matrix.reset_index().melt(id_vars="trained on", var_name="tested on", value_name="perplexity")
+    context.add_output_metadata(
+        {
+            "heatmap": dg.MetadataValue.md(png_markdown("cross-dataset perplexity", png)),
+            "matrix": dg.MetadataValue.md(markdown_table(matrix.round(2).reset_index())),
+            "promoted_to_champion": dg.MetadataValue.json(promoted),
+            "mlflow_run": tracking.run_url(run),
+        }
+    )
+    return long.rename(columns={"trained on": "trained_on", "tested on": "tested_on"})
+
+
+assets = [event_sequences, music_lm, music_lm_combined, cross_dataset_perplexity]

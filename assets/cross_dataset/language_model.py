@@ -1,0 +1,82 @@
+"""The MusPy cross-dataset experiment over event-sequence shards: train, then score every pairing.
+
+Sequences are streamed from the shard store split by split, so neither training nor evaluation
+holds a dataset in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import torch
+
+from assets.core import plots
+from models import music_lm
+from models.training import FitResult
+from storage import shards
+
+EVENTS_ASSET = "event_sequences"
+COMBINED_MODES = ("all", "stratified")
+
+
+def sequence_source(datasets_root: str, dataset: str, split: str) -> Callable[[], Iterable[np.ndarray]]:
+    """A re-callable stream of one split's event arrays (what crop_batches and evaluate consume)."""
+
+    def stream() -> Iterable[np.ndarray]:
+        for batch in shards.iter_batches(
+            datasets_root, EVENTS_ASSET, [dataset], columns=["events"], filter=pc.field("split") == split
+        ):
+            for events in batch.column("events").to_numpy(zero_copy_only=False):
+                yield np.asarray(events, dtype=np.int64)
+
+    return stream
+
+
+def train_on(
+    datasets_root: str,
+    datasets: Sequence[str],
+    cfg: music_lm.LMConfig,
+    ckpt_dir: str,
+    log: Callable[[dict[str, float], int], None],
+    stratified: bool = False,
+    progress: bool = False,
+) -> tuple[torch.nn.Module, FitResult]:
+    """Train one model on the train splits of `datasets`, early-stopped on their valid splits."""
+    train_sources = [sequence_source(datasets_root, d, "train") for d in datasets]
+    valid_sources = [sequence_source(datasets_root, d, "valid") for d in datasets]
+
+    def valid() -> Iterable[np.ndarray]:
+        for source in valid_sources:
+            yield from source()
+
+    batches = music_lm.crop_batches(train_sources, cfg.seq_len, cfg.batch_size, cfg.seed, stratified=stratified)
+    return music_lm.train(cfg, batches, valid, ckpt_dir, log, progress=progress)
+
+
+def perplexity_matrix(
+    datasets_root: str,
+    models: dict[str, torch.nn.Module],
+    test_sets: Sequence[str],
+    seq_len: int,
+    device: torch.device,
+) -> pd.DataFrame:
+    """Rows: the training set of each model; columns: the dataset whose test split is scored."""
+    matrix = pd.DataFrame(index=list(models), columns=list(test_sets), dtype=float)
+    for train_name, model in models.items():
+        for test_name in test_sets:
+            result = music_lm.evaluate(model, sequence_source(datasets_root, test_name, "test")(), seq_len, device)
+            matrix.loc[train_name, test_name] = result["perplexity"]
+    matrix.index.name = "trained on"
+    matrix.columns.name = "tested on"
+    return matrix
+
+
+def heatmap_png(matrix: pd.DataFrame, title: str = "Cross-dataset perplexity") -> bytes:
+    """The paper's Figure 2.10: log-scaled colours, the value in every cell."""
+    return plots.matrix_png(
+        matrix.to_numpy(dtype=float), list(matrix.index), list(matrix.columns), title=title,
+        xlabel=matrix.columns.name or "", ylabel=matrix.index.name or "", colour_label="log perplexity", log=True,
+    )

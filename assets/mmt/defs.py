@@ -1,0 +1,232 @@
+"""Dagster wiring of the Multitrack Music Transformer branch: codes, model, samples, evaluation."""
+
+
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from mlflow.entities.model_registry import ModelVersion
+
+from assets.core.partitions import DATASETS
+from assets.core.rejects import Reject, rejects_table
+from assets.mmt import codes as mmt_data
+from assets.mmt import sampling as mmt_sampling
+from assets.scores.songs import assign_splits
+from models import mmt, mmt_metrics
+from models.training import default_device
+from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
+from assets.core.resources import HomeResource
+from assets.core.tools import soundfont_path
+from assets.core.training import (
+    checkpoint_dir,
+    log_step,
+    profile_config,
+    register_model,
+    training_metadata,
+)
+from storage import shards
+from storage.tracking import MlflowResource, version_dir
+
+GROUP = "mmt"
+CODE_VERSION = "1"
+REGISTERED = "mmt"
+
+
+class CodesConfig(dg.Config):
+    split_seed: int = 0
+    max_seq_len: int = 1024
+    rows_per_shard: int = 5_000
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("mmt_codes", deps=["notes"], group_name=GROUP, code_version=CODE_VERSION),
+        dg.AssetSpec("mmt_codes_rejects", deps=["notes"], group_name=GROUP, code_version=CODE_VERSION),
+    ],
+    partitions_def=DATASETS,
+)
+def mmt_codes(context: dg.AssetExecutionContext, config: CodesConfig, home: HomeResource):
+    """MMT's six-field event codes per song (12 steps per quarter, 1,024 events at most), 8:1:1 split."""
+    root, partition = home.home.datasets, context.partition_key
+    song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
+    splits = assign_splits(song_ids, seed=config.split_seed)
+    rejects, lengths = [], []
+    with shards.ShardWriter(
+        root, mmt_data.ASSET, partition, mmt_data.CODES, rows_per_shard=config.rows_per_shard,
+        code_version=CODE_VERSION, upstream={"notes": shards.read_manifest(root, "notes", partition).version},
+    ) as writer:
+        for row in mmt_data.encode_songs(partition, shards.iter_batches(root, "notes", [partition]), splits, config.max_seq_len):
+            if isinstance(row, Reject):
+                rejects.append(row)
+                continue
+            lengths.append(row["n_events"])
+            writer.write([row])
+    rejected = rejects_table(rejects)
+    rejects_manifest = shards.write_table(root, "mmt_codes_rejects", partition, rejected, code_version=CODE_VERSION)
+    if rejects:
+        context.log.warning(f"{len(rejects)} songs cannot be encoded, e.g. {rejects[0].item}: {rejects[0].message}")
+    yield dg.MaterializeResult(
+        asset_key="mmt_codes",
+        metadata={
+            **manifest_metadata(writer.manifest),
+            "mean_events": float(np.mean(lengths)) if lengths else 0.0,
+            "truncated_songs": int(sum(n >= config.max_seq_len for n in lengths)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="mmt_codes_rejects",
+        metadata={**manifest_metadata(rejects_manifest), "preview": preview(rejected)},
+    )
+
+
+class MMTTrainConfig(dg.Config):
+    """The published hyperparameters are the `paper` profile of models.mmt; `smoke` is tiny."""
+
+    profile: str = "smoke"
+    datasets: list[str] = []  # default: the multi-part collections that have codes
+    max_steps: int = 0  # 0: the profile's
+    seed: int = 0
+
+
+def training_sets(home: HomeResource, requested: list[str]) -> list[str]:
+    available = shards.list_partitions(home.home.datasets, mmt_data.ASSET)
+    datasets = requested or [d for d in mmt_data.DEFAULT_DATASETS if d in available] or available
+    missing = [d for d in datasets if d not in available]
+    if missing or not datasets:
+        raise dg.Failure(f"mmt_codes not materialized for {missing or 'any dataset'}: materialize those partitions first")
+    return datasets
+
+
+@dg.asset(
+    deps=[dg.AssetDep("mmt_codes", partition_mapping=dg.AllPartitionMapping())],
+    group_name=GROUP,
+    retry_policy=dg.RetryPolicy(max_retries=2),
+    code_version=CODE_VERSION,
+)
+def mmt_model(
+    context: dg.AssetExecutionContext, config: MMTTrainConfig, home: HomeResource, tracking: MlflowResource
+) -> dg.MaterializeResult:
+    """The Multitrack Music Transformer, trained with resume and registered as mmt@candidate."""
+    cfg = profile_config(mmt.PROFILES, config.profile, config.seed, config.max_steps)
+    root = home.home.datasets
+    datasets = training_sets(home, config.datasets)
+    _, train_seqs = mmt_data.read_sequences(root, datasets, "train")
+    _, valid_seqs = mmt_data.read_sequences(root, datasets, "valid")
+    if not train_seqs or not valid_seqs:
+        raise dg.Failure(f"{datasets} have {len(train_seqs)} training and {len(valid_seqs)} validation songs; need both")
+    ckpt_dir = checkpoint_dir(context, home, "mmt")
+    with tracking.run(context, run_name="mmt") as run:
+        mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets)})
+        model, result = mmt.train(cfg, train_seqs, valid_seqs, ckpt_dir, log_step, progress=sys.stderr.isatty())
+        mlflow.log_metrics({"best_val_loss": result.best_metric, "steps": result.steps})
+        model_dir = os.path.join(ckpt_dir, "model")
+        mmt.save_model(model, cfg, model_dir)
+        version = register_model(tracking, run, model_dir, REGISTERED, {"datasets": ",".join(datasets), "profile": config.profile})
+    return dg.MaterializeResult(
+        metadata={**training_metadata(REGISTERED, version, result, tracking.run_url(run)), "train_songs": len(train_seqs)}
+    )
+
+
+class SamplesConfig(dg.Config):
+    alias: str = "candidate"
+    per_mode: int = 4
+    continuation_beats: int = 4
+    max_len: int = 1024
+    seed: int = 0
+    datasets: list[str] = []
+
+
+def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion) -> tuple[mmt.MMT, mmt.MMTConfig]:
+    model_dir = tracking.download_artifacts(version, version_dir(home.home.cache, version))
+    return mmt.load_model(model_dir, default_device())
+
+
+@dg.asset(deps=["mmt_model"], group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
+def mmt_samples(
+    context: dg.AssetExecutionContext, config: SamplesConfig, home: HomeResource, tracking: MlflowResource
+) -> pa.Table:
+    """Unconditioned, instrument-informed and n-beat continuation samples: MIDI, audio and piano rolls."""
+    version = tracking.get_alias_version(REGISTERED, config.alias)
+    if version is None:
+        raise dg.Failure(f"no registered model {REGISTERED}@{config.alias}: materialize mmt_model first")
+    model, _ = load_version(home, tracking, version)
+    datasets = training_sets(home, config.datasets)
+    test_songs, test_codes = mmt_data.read_sequences(home.home.datasets, datasets, "test")
+    samples = mmt_sampling.generate_samples(
+        model, test_songs, test_codes, mmt_sampling.MODES, config.per_mode, config.continuation_beats, config.max_len, config.seed
+    )
+    out_dir = os.path.join(home.home.cache, "mmt_samples", context.run_id)
+    soundfont = soundfont_path()
+    rows = [mmt_sampling.write_sample(s, Path(out_dir), soundfont) | {"model_version": str(version.version)} for s in samples]
+    table = pa.Table.from_pylist(rows, schema=mmt_sampling.SAMPLES)
+    with tracking.run(context, run_name="mmt_samples") as run:
+        mlflow.log_artifacts(out_dir, "samples")
+        mlflow.log_metrics({"generated_notes_per_second": float(np.mean([r["notes_per_second"] for r in rows]))})
+    rolls = [png_markdown(f"{r['mode']} {r['index']}", open(r["midi"][:-4] + ".png", "rb").read()) for r in rows if r["index"] == 0]
+    context.add_output_metadata(
+        {
+            "model_version": str(version.version),
+            "samples": len(rows),
+            "rendered": sum(bool(r["audio"]) for r in rows),
+            "piano_rolls": dg.MetadataValue.md("\n\n".join(rolls)),
+            "preview": preview(table.drop_columns(["codes"])),
+            "sample_dir": dg.MetadataValue.path(out_dir),
+            "mlflow_run": tracking.run_url(run),
+        }
+    )
+    return table
+
+
+class EvalConfig(dg.Config):
+    n_beats: int = 64
+    datasets: list[str] = []
+
+
+@dg.asset(group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
+def mmt_eval(
+    context: dg.AssetExecutionContext, config: EvalConfig, home: HomeResource, tracking: MlflowResource, mmt_samples: pa.Table
+) -> pd.DataFrame:
+    """Pitch-class entropy, scale and groove consistency against the test songs, test loss and speed;
+    promotes the candidate to mmt@champion when its test loss beats the champion's."""
+    version_id = mmt_samples.column("model_version")[0].as_py()
+    version = tracking.get_version(REGISTERED, version_id)
+    model, cfg = load_version(home, tracking, version)
+    datasets = training_sets(home, config.datasets)
+    _, test_codes = mmt_data.read_sequences(home.home.datasets, datasets, "test")
+    test_loss = mmt.evaluate(model, mmt.val_batches(test_codes, cfg))["val_loss"]
+    frame = mmt_samples.drop_columns(["codes"]).to_pandas()
+    samples = mmt_data.to_codes(mmt_samples.column("codes").combine_chunks())
+    rows = []
+    for mode in mmt_sampling.MODES:
+        picked = [c for c, m in zip(samples, frame["mode"]) if m == mode]
+        result = mmt_metrics.compare(picked, test_codes, n_beats=config.n_beats)
+        speed = frame.loc[frame["mode"] == mode, "notes_per_second"].mean()
+        rows.append({"mode": mode, **result, "notes_per_second": float(speed)})
+    table = pd.DataFrame(rows)
+    metrics = {"test_loss": test_loss, "notes_per_second": float(frame["notes_per_second"].mean())}
+    for row in rows:
+        metrics |= {f"{row['mode']}.{k}": float(v) for k, v in row.items() if k != "mode" and np.isfinite(v)}
+    with tracking.run(context, run_name="mmt_eval") as run:
+        mlflow.log_metrics(metrics)
+        mlflow.log_text(table.to_csv(index=False), "mmt_eval.csv")
+        tracking.log_version_metrics(version, {"test_loss": test_loss})
+        promoted = tracking.promote_if_better(REGISTERED, version, "test_loss", lower_is_better=True)
+    context.add_output_metadata(
+        {
+            "model_version": version_id,
+            "test_loss": test_loss,
+            "promoted_to_champion": promoted,
+            "metrics": dg.MetadataValue.md(markdown_table(table.round(3))),
+            "mlflow_run": tracking.run_url(run),
+        }
+    )
+    return table
+
+
+assets = [mmt_codes, mmt_model, mmt_samples, mmt_eval]

@@ -1,0 +1,167 @@
+"""Dagster wiring of the score datasets: config, partitions, metadata and checks only."""
+
+import os
+import sys
+from dataclasses import asdict
+
+import dagster as dg
+import mlflow
+import pandas as pd
+from tqdm import tqdm
+
+from assets.core.partitions import DATASETS
+from assets.core.metadata import manifest_metadata, png_markdown, preview
+from assets.core.rejects import Reject, rejects_table
+from assets.core.resources import HomeResource, QualityGates
+from assets.scores import ingest, stats, tables
+from assets.scores.datasets import ScoreItem, download, get_info, list_items
+from storage import shards
+from storage.tracking import MlflowResource
+
+GROUP = "scores"
+CODE_VERSION = "1"
+
+
+class ScoreFilesConfig(dg.Config):
+    download: bool = False  # fetch a remote dataset first (otherwise it must have been downloaded)
+
+
+@dg.asset(partitions_def=DATASETS, group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
+def score_files(context: dg.AssetExecutionContext, config: ScoreFilesConfig, home: HomeResource) -> pd.DataFrame:
+    """The score files of one dataset: a music21-corpus collection, a downloaded or a local folder."""
+    name, paths = context.partition_key, home.home
+    if config.download and get_info(name, paths.local_datasets).kind == "remote":
+        download(name, paths.raw, progress=sys.stderr.isatty())
+    items = list_items(name, paths.raw, paths.local_datasets)
+    frame = pd.DataFrame([asdict(item) for item in items], columns=["dataset", "item_id", "path", "format", "number"])
+    context.add_output_metadata(
+        {"items": len(frame), "formats": dg.MetadataValue.json(frame["format"].value_counts().to_dict())}
+    )
+    return frame
+
+
+class IngestConfig(dg.Config):
+    resolution: int = 24
+    max_file_mb: float = 50.0
+    workers: int = 0
+    rows_per_shard: int = 250_000
+
+
+INGEST_CHECKS = [
+    dg.AssetCheckSpec("notes_schema", asset="notes", blocking=True, description="Shards carry the note schema."),
+    dg.AssetCheckSpec("notes_shards_intact", asset="notes", blocking=True, description="No empty or corrupt shard."),
+    dg.AssetCheckSpec("notes_reject_rate", asset="notes", blocking=True, description="Rejects under the threshold."),
+]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("songs", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
+        dg.AssetSpec("notes", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
+        dg.AssetSpec("notes_rejects", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
+    ],
+    check_specs=INGEST_CHECKS,
+    partitions_def=DATASETS,
+    ins={"score_files": dg.AssetIn("score_files")},
+)
+def ingest_scores(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    home: HomeResource,
+    quality: QualityGates,
+    score_files: pd.DataFrame,
+):
+    """Parse every score once; songs, notes and rejects come out of the same pass."""
+    items = [
+        ScoreItem(r.dataset, r.item_id, r.path, r.format, None if pd.isna(r.number) else int(r.number))
+        for r in score_files.itertuples()
+    ]
+    root, partition = home.home.datasets, context.partition_key
+    songs, rejects = [], []
+    bar = tqdm(total=len(items), desc=f"ingest {partition}", unit="file", disable=None)
+    with shards.ShardWriter(
+        root, "notes", partition, tables.NOTES, rows_per_shard=config.rows_per_shard, code_version=CODE_VERSION
+    ) as writer:
+        for result in ingest.parse_all(
+            items,
+            workers=config.workers or None,
+            resolution=config.resolution,
+            max_bytes=int(config.max_file_mb * 1e6),
+            on_result=bar.update,
+        ):
+            if isinstance(result, Reject):
+                rejects.append(result)
+            else:
+                songs.append(result.song)
+                writer.write(result.notes)
+    bar.close()
+    notes_manifest = writer.manifest
+    songs_manifest = shards.write_table(root, "songs", partition, ingest.songs_table(songs), code_version=CODE_VERSION)
+    rejected = rejects_table(rejects)
+    rejects_manifest = shards.write_table(root, "notes_rejects", partition, rejected, code_version=CODE_VERSION)
+    reject_rate = len(rejects) / max(1, len(items))
+    context.log.info(f"{len(songs)} songs, {notes_manifest.rows} notes, {len(rejects)} rejects")
+
+    yield dg.MaterializeResult(
+        asset_key="songs",
+        metadata={**manifest_metadata(songs_manifest), "preview": preview(ingest.songs_table(songs[:10]))},
+    )
+    yield dg.MaterializeResult(asset_key="notes", metadata=manifest_metadata(notes_manifest))
+    yield dg.MaterializeResult(
+        asset_key="notes_rejects",
+        metadata={
+            **manifest_metadata(rejects_manifest),
+            "reject_rate": reject_rate,
+            "by_error": dg.MetadataValue.json(rejected.to_pandas()["error_type"].value_counts().to_dict()),
+            "preview": preview(rejected),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="notes_schema",
+        asset_key="notes",
+        passed=notes_manifest.schema == tables.NOTES.to_string(),
+        metadata={"schema": notes_manifest.schema},
+    )
+    problems = shards.verify(root, "notes", partition) + [
+        f"{s.name} is empty" for s in notes_manifest.shards if s.rows == 0
+    ]
+    yield dg.AssetCheckResult(
+        check_name="notes_shards_intact",
+        asset_key="notes",
+        passed=not problems and notes_manifest.rows > 0,
+        metadata={"problems": dg.MetadataValue.json(problems), "rows": notes_manifest.rows},
+    )
+    yield dg.AssetCheckResult(
+        check_name="notes_reject_rate",
+        asset_key="notes",
+        passed=reject_rate <= quality.max_reject_rate,
+        metadata={"reject_rate": reject_rate, "threshold": quality.max_reject_rate, "rejects": len(rejects)},
+    )
+
+
+@dg.asset(partitions_def=DATASETS, deps=["songs"], group_name=GROUP, code_version=CODE_VERSION)
+def dataset_stats(context: dg.AssetExecutionContext, home: HomeResource, tracking: MlflowResource) -> dg.MaterializeResult:
+    """Song length, initial tempo and key histograms (MusPy §2.4), in the UI and in MLflow."""
+    partition = context.partition_key
+    songs = shards.read_table(home.home.datasets, "songs", [partition]).to_pandas()
+    figures = stats.histograms(songs, partition)
+    out_dir = os.path.join(home.home.cache, "plots", "dataset_stats", partition)
+    os.makedirs(out_dir, exist_ok=True)
+    for name, png in figures.items():
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(png)
+    summary = stats.summary(songs)
+    with tracking.run(context, run_name=f"dataset_stats-{partition}") as run:
+        mlflow.log_metrics(summary)
+        mlflow.log_artifacts(out_dir, "plots")
+    return dg.MaterializeResult(
+        metadata={
+            **summary,
+            "plots": dg.MetadataValue.md("\n\n".join(png_markdown(n, p) for n, p in figures.items())),
+            "plot_dir": dg.MetadataValue.path(out_dir),
+            "mlflow_run": tracking.run_url(run),
+        }
+    )
+
+
+assets = [score_files, ingest_scores, dataset_stats]

@@ -1,0 +1,316 @@
+"""Score-to-audio alignment: where each score note starts and ends in a recording.
+
+Both methods align the recording with a rendering of the score played at the single tempo that
+makes it last as long as the recording (``render_score``), then read every note's start and end
+off the warping path.
+
+``align_v1`` is the method behind the Bach Violin Dataset's published alignments (Dong et al.,
+ICASSP 2022): constant-Q spectrograms in dB at 32 ms hops and a full dynamic time warping, whose
+memory grows with the product of the two lengths. A note starts at the first path point past its
+onset in the rendering, so its start is quantized to 32 ms and late by half a hop on average.
+
+``align_v2`` keeps the thesis's constant-Q spectrogram but takes it every 16 ms and warps by
+multiscale DTW: a full DTW on a coarse copy of the features, then banded DTW around the projected
+path at each finer scale, so memory grows linearly with length. Both signals get the same stretch
+of silence at either end, so a performer's lead-in aligns with silence instead of stretching the
+first note, and note times are interpolated between path points instead of rounded up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import matplotlib.collections
+import numba
+import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+from assets.violin.render import render
+from assets.violin.scores import RESOLUTION
+from assets.violin.sources import SAMPLE_RATE
+from assets.core.plots import plt, to_png
+
+# constant-Q spectrogram of the thesis: 5 octaves from C3, 3 bins per semitone
+LOWEST_PITCH = 48  # C3
+BINS_PER_SEMITONE = 3
+CQT_BINS = 5 * 12 * BINS_PER_SEMITONE
+V1_HOP = 512  # 32 ms at 16 kHz
+V2_HOP = 256  # 16 ms at 16 kHz
+PAD_FRAMES = 32  # 0.5 s of silence around each signal in v2
+MULTISCALE_FACTOR = 4
+COARSEST_FRAMES = 500  # the one full DTW runs on at most this many frames per side
+BAND_RADIUS = 8  # frames added on each side of the projected path at every finer scale
+FINE_RESOLUTION = 960  # MIDI ticks per quarter of a rendering to align against
+
+
+def render_score(notes: np.ndarray, qpm: float, soundfont: str | Path, out_wav: str | Path,
+                 resolution: int = RESOLUTION, **options) -> np.ndarray:
+    """``render.render`` with every tick subdivided to ``FINE_RESOLUTION`` per quarter, so that notes
+    sound when the score says they do.
+
+    FluidSynth's MIDI player sends an event once the rounded tick count reaches it, half a tick
+    early: 7.6 ms at 24 ticks per quarter and 165 qpm, 21 ms at 60 qpm. Aligners read note times
+    off the rendering, so that error would pass into every start and end.
+    """
+    factor = max(1, FINE_RESOLUTION // resolution)
+    fine = np.array(notes, dtype=np.int64)
+    fine[:, :2] *= factor
+    return render(fine, qpm, soundfont, out_wav, resolution=resolution * factor, **options)
+
+
+def cqt_db(audio: np.ndarray, sr: int = SAMPLE_RATE, hop: int = V1_HOP) -> np.ndarray:
+    """Constant-Q magnitude in dB relative to its maximum, shape (CQT_BINS, frames)."""
+    return librosa.amplitude_to_db(_cqt_magnitude(audio, sr, hop), ref=np.max)
+
+
+def _cqt_magnitude(audio: np.ndarray, sr: int, hop: int) -> np.ndarray:
+    cqt = librosa.cqt(
+        np.asarray(audio, dtype=np.float32), sr=sr, hop_length=hop, fmin=librosa.midi_to_hz(LOWEST_PITCH),
+        n_bins=CQT_BINS, bins_per_octave=12 * BINS_PER_SEMITONE,
+    )
+    return np.abs(cqt)
+
+
+def align_v1(recording: np.ndarray, rendering: np.ndarray, onsets_s: np.ndarray, offsets_s: np.ndarray,
+             sr: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Note starts and ends (seconds in ``recording``) and the warping path (frame pairs, recording
+    first, 32 ms hops, ascending) by the thesis method; ``onsets_s``/``offsets_s`` are note times in
+    ``rendering``.
+
+    A start is the first path point past the note's onset in the rendering, an end the last one
+    before its offset; an end never precedes its start. As in the published code, score times are
+    scaled onto the recording's frame count (one more frame than its length in hops), which puts
+    notes up to a frame later towards the end.
+    """
+    recording_db = cqt_db(recording, sr, V1_HOP)
+    _, path = librosa.sequence.dtw(recording_db, cqt_db(rendering, sr, V1_HOP))
+    path = path[::-1]
+    last = len(path) - 1
+    score_frames_per_second = recording_db.shape[1] / (len(recording) / sr)
+    first_after = np.searchsorted(path[:, 1], np.asarray(onsets_s) * score_frames_per_second, side="right")
+    last_before = np.searchsorted(path[:, 1], np.asarray(offsets_s) * score_frames_per_second) - 1
+    starts = path[np.clip(first_after, 0, last), 0] * V1_HOP / sr
+    ends = np.maximum(path[np.clip(last_before, 0, last), 0] * V1_HOP / sr, starts)
+    return starts, ends, path
+
+
+def align_v2(recording: np.ndarray, rendering: np.ndarray, onsets_s: np.ndarray, offsets_s: np.ndarray,
+             sr: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like ``align_v1`` (same arguments and returns; the path in 16 ms hops), by multiscale DTW on
+    16 ms constant-Q frames with note times interpolated along the path."""
+    recording_db, rendering_db = padded_cqt_db(recording, rendering, sr)
+    path, _ = multiscale_dtw(recording_db.T, rendering_db.T)
+    frames_per_second = sr / V2_HOP
+    starts, ends = (
+        np.maximum(warp(path, np.asarray(times) * frames_per_second + PAD_FRAMES) - PAD_FRAMES, 0.0) / frames_per_second
+        for times in (onsets_s, offsets_s)
+    )
+    inside = np.clip(path - PAD_FRAMES, 0, [len(recording) // V2_HOP, len(rendering) // V2_HOP])
+    return starts, ends, np.unique(inside, axis=0)
+
+
+def padded_cqt_db(recording: np.ndarray, rendering: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """``cqt_db`` at v2's hop of both signals, each with PAD_FRAMES hops of silence on either side,
+    from one constant-Q transform of the two laid end to end.
+
+    One transform builds librosa's filters once, a fixed cost that matters for clips of a minute or
+    less; the two paddings between the signals keep the longest filter (0.4 s at C3) from reaching
+    across.
+    """
+    pad = PAD_FRAMES * V2_HOP
+    parts = [np.pad(np.asarray(a, dtype=np.float32), (pad, pad + (-len(a)) % V2_HOP)) for a in (recording, rendering)]
+    magnitude = _cqt_magnitude(np.concatenate(parts), sr, V2_HOP)
+    split = len(parts[0]) // V2_HOP
+    return (librosa.amplitude_to_db(magnitude[:, :split], ref=np.max),
+            librosa.amplitude_to_db(magnitude[:, split:], ref=np.max))
+
+
+def warp(path: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Recording frame (fractional) of each rendering frame (fractional) along a path.
+
+    Where the path stays on one rendering frame over several recording frames, that frame maps to
+    the middle of the run; in between, times are interpolated linearly.
+    """
+    columns, first = np.unique(path[:, 1], return_index=True)
+    last = np.append(first[1:], len(path)) - 1
+    middle = (path[first, 0] + path[last, 0]) / 2.0
+    return np.interp(frames, columns, middle)
+
+
+# ---------------------------------------------------------------- DTW with linear memory
+
+
+@dataclass(frozen=True)
+class Band:
+    """For each row i (recording frame), the columns lo[i] <= j < hi[i] the DTW may visit."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def cells(self) -> int:
+        """How many accumulated costs the DTW stores: its memory."""
+        return int((self.hi - self.lo).sum())
+
+    @classmethod
+    def full(cls, n_rows: int, n_cols: int) -> Band:
+        return cls(np.zeros(n_rows, dtype=np.int64), np.full(n_rows, n_cols, dtype=np.int64))
+
+
+def band_around(path: np.ndarray, factor: int, n_rows: int, n_cols: int, radius: int = BAND_RADIUS) -> Band:
+    """The cells of a ``factor`` times finer grid covered by a coarse ``path``, widened by ``radius``
+    frames in both directions and made monotone, so every path inside it can reach the last cell."""
+    lo = np.full(n_rows, n_cols, dtype=np.int64)
+    hi = np.zeros(n_rows, dtype=np.int64)
+    for offset in range(factor):
+        rows = np.minimum(path[:, 0] * factor + offset, n_rows - 1)
+        np.minimum.at(lo, rows, path[:, 1] * factor)
+        np.maximum.at(hi, rows, (path[:, 1] + 1) * factor)
+    size = 2 * radius + 1
+    lo = np.clip(minimum_filter1d(lo, size) - radius, 0, n_cols)
+    hi = np.clip(maximum_filter1d(hi, size) + radius, 1, n_cols)
+    lo = np.minimum.accumulate(lo[::-1])[::-1]
+    hi = np.maximum.accumulate(hi)
+    lo[0], hi[-1] = 0, n_cols
+    return Band(lo, hi)
+
+
+def banded_dtw(x: np.ndarray, y: np.ndarray, band: Band) -> np.ndarray:
+    """Warping path (ascending (row, column) pairs from (0, 0) to the last cell) between feature
+    sequences x (n, d) and y (m, d) under Euclidean distance, visiting only the cells of ``band``.
+
+    The steps, weights and tie order are librosa's defaults (diagonal, horizontal, vertical, all
+    weight 1), so a full band gives the path of ``librosa.sequence.dtw``.
+    """
+    offset = np.concatenate([[0], np.cumsum(band.hi - band.lo)])
+    cost = np.full(offset[-1], np.inf)  # allocated here, not in compiled code, so tracemalloc sees it
+    step = np.zeros(offset[-1], dtype=np.int8)  # 0 diagonal, 1 from the row above, 2 from the left
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    return _banded_dtw(x, y, band.lo, band.hi, offset, cost, step)
+
+
+def pool(features: np.ndarray, factor: int) -> np.ndarray:
+    """Average every ``factor`` frames (n, d) -> (ceil(n / factor), d); the last group may be shorter."""
+    if factor == 1:
+        return features
+    starts = np.arange(0, len(features), factor)
+    sums = np.add.reduceat(features, starts, axis=0)
+    return sums / np.diff(np.append(starts, len(features)))[:, None]
+
+
+def multiscale_dtw(x: np.ndarray, y: np.ndarray, factor: int = MULTISCALE_FACTOR, coarsest: int = COARSEST_FRAMES,
+                   radius: int = BAND_RADIUS) -> tuple[np.ndarray, list[int]]:
+    """Warping path between x (n, d) and y (m, d), and the cells stored at each scale, coarsest first.
+
+    Features are averaged over ``factor``**k frames for the smallest k that leaves at most
+    ``coarsest`` frames; that copy gets a full DTW, each finer one a band around the path above.
+    The full DTW is bounded and every band row holds a bounded number of cells, so memory grows
+    linearly with length.
+    """
+    levels = 0
+    while max(len(x), len(y)) > coarsest * factor**levels:
+        levels += 1
+    path = None
+    cells = []
+    for level in range(levels, -1, -1):
+        xs, ys = pool(x, factor**level), pool(y, factor**level)
+        band = Band.full(len(xs), len(ys)) if path is None else band_around(path, factor, len(xs), len(ys), radius)
+        path = banded_dtw(xs, ys, band)
+        cells.append(band.cells)
+    return path, cells
+
+
+@numba.njit(cache=True)
+def _banded_dtw(x, y, lo, hi, offset, cost, step):  # pragma: no cover - compiled
+    n, m = x.shape[0], y.shape[0]
+    x_sq = np.zeros(n)
+    y_sq = np.zeros(m)
+    for i in range(n):
+        x_sq[i] = np.dot(x[i], x[i])
+    for j in range(m):
+        y_sq[j] = np.dot(y[j], y[j])
+    for i in range(n):
+        for j in range(lo[i], hi[i]):
+            d2 = x_sq[i] + y_sq[j] - 2.0 * np.dot(x[i], y[j])
+            d = np.sqrt(d2) if d2 > 0.0 else 0.0
+            k = offset[i] + j - lo[i]
+            if i == 0 and j == 0:
+                cost[k] = d
+                continue
+            best = np.inf
+            move = 0
+            if i > 0 and lo[i - 1] <= j - 1 < hi[i - 1]:
+                best = cost[offset[i - 1] + j - 1 - lo[i - 1]]
+            if j > lo[i] and cost[k - 1] < best:
+                best = cost[k - 1]
+                move = 2
+            if i > 0 and lo[i - 1] <= j < hi[i - 1] and cost[offset[i - 1] + j - lo[i - 1]] < best:
+                best = cost[offset[i - 1] + j - lo[i - 1]]
+                move = 1
+            cost[k] = best + d
+            step[k] = move
+    path = np.zeros((n + m, 2), dtype=np.int64)
+    i, j, length = n - 1, m - 1, 0
+    while True:
+        path[length, 0] = i
+        path[length, 1] = j
+        length += 1
+        if i == 0 and j == 0:
+            break
+        move = step[offset[i] + j - lo[i]]
+        if move != 1:
+            j -= 1
+        if move != 2:
+            i -= 1
+    return path[:length][::-1].copy()
+
+
+# ---------------------------------------------------------------- scoring and plotting
+
+
+def read_alignment_csv(path: str | Path) -> np.ndarray:
+    """A published alignment: (n, 2) start, end in seconds, one row per row of the notes CSV."""
+    with open(path, newline="") as f:
+        header = f.readline().strip()
+        if header != "start,end":
+            raise ValueError(f"{path}: expected columns start,end, found {header}")
+        return np.loadtxt(f, delimiter=",", ndmin=2).reshape(-1, 2)
+
+
+def onset_agreement(starts: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Mean and median |start - reference| in seconds and the share within 25, 50 and 100 ms.
+
+    Tolerances are widened by a microsecond so that times on a 32 ms grid at exactly 32 ms apart
+    count as within.
+    """
+    error = np.abs(np.asarray(starts, dtype=float) - np.asarray(reference, dtype=float))
+    result = {"mean_abs_s": float(error.mean()), "median_abs_s": float(np.median(error))}
+    for ms in (25, 50, 100):
+        result[f"within_{ms}ms"] = float((error <= ms / 1000 + 1e-6).mean())
+    return result
+
+
+def plot_alignment(spectrogram_db: np.ndarray, starts: np.ndarray, ends: np.ndarray, pitches: np.ndarray,
+                   hop_s: float = V1_HOP / SAMPLE_RATE, title: str = "", seconds: tuple[float, float] | None = None) -> bytes:
+    """PNG of aligned notes over the recording's constant-Q spectrogram (``cqt_db`` layout), the
+    thesis's Figure 5.3: a line from each note's start to its end at its pitch, a tick at its start.
+
+    ``seconds`` zooms to a time range; a whole movement at once is too dense to read.
+    """
+    starts, ends, pitches = (np.asarray(a, dtype=float) for a in (starts, ends, pitches))
+    rows = BINS_PER_SEMITONE * (pitches - LOWEST_PITCH) + 0.5  # the middle of the pitch's own bin
+    fig, ax = plt.subplots(figsize=(12, 3.2))
+    extent = (0.0, spectrogram_db.shape[1] * hop_s, 0.0, spectrogram_db.shape[0])
+    ax.imshow(spectrogram_db, cmap="inferno", aspect="auto", origin="lower", extent=extent, interpolation="none")
+    ax.add_collection(matplotlib.collections.LineCollection(
+        np.stack([np.stack([starts, rows], 1), np.stack([ends, rows], 1)], 1), colors="lime", linewidths=1.2))
+    ax.add_collection(matplotlib.collections.LineCollection(
+        np.stack([np.stack([starts, rows - 2], 1), np.stack([starts, rows + 2], 1)], 1), colors="white",
+        linewidths=0.6))
+    octaves = np.arange(0, spectrogram_db.shape[0] + 1, 12 * BINS_PER_SEMITONE)
+    ax.set_yticks(octaves, [f"C{3 + k}" for k in range(len(octaves))])
+    ax.set(xlabel="time (s)", ylabel="pitch", title=title, xlim=seconds or extent[:2])
+    return to_png(fig)

@@ -1,0 +1,374 @@
+"""Violin recordings: the Bach Violin Dataset manifest, downloads, and 16 kHz mono slices.
+
+A manifest row is one movement: which file holds it (a local file, or a URL to fetch), where the
+movement starts and ends in that file, and which score and repeats it plays. Per-item failures
+(an unreachable URL, a file that is not audio, a silent or too short recording) raise typed
+errors or come back as ``Reject`` rows, so one bad recording never stops a partition.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import ffmpeg
+import numpy as np
+
+from assets.core.downloads import FETCH_ERRORS, fetch, reason
+from assets.core.rejects import Reject
+from storage.home import REPO_ROOT
+
+DATASET = "bach-violin"
+SAMPLE_NAME = "bach-violin-sample"
+SAMPLE_RATE = 16_000
+ARCHIVE_FILE = "download-archive.txt"
+
+# The v1.0 release (Dong et al., ICASSP 2022), mirrored on GitHub and Zenodo. No checksum is
+# published: with RELEASE_SHA256 None the first download records its digest next to the archive
+# and every later download is verified against that record.
+RELEASE_FILE = "bach-violin-dataset-v1.0.zip"
+RELEASE_URLS = (
+    f"https://github.com/salu133445/bach-violin-dataset/releases/download/v1.0/{RELEASE_FILE}",
+    f"https://zenodo.org/records/6050245/files/{RELEASE_FILE}?download=1",
+)
+RELEASE_SHA256: str | None = None
+
+log = logging.getLogger(__name__)
+
+
+class AudioError(ValueError):
+    """A recording that cannot become a slice; the type name goes into the reject row."""
+
+
+class UnreadableAudio(AudioError):
+    pass
+
+
+class SilentAudio(AudioError):
+    pass
+
+
+class TruncatedAudio(AudioError):
+    pass
+
+
+class ReleaseUnavailable(RuntimeError):
+    pass
+
+
+class ChecksumMismatch(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One movement of one recording, as a row of the dataset's info.csv joined with audio.csv."""
+
+    id: str
+    url: str | None
+    path: str | None
+    start: float
+    end: float
+    performer: str
+    work: str
+    movement: int
+    title: str
+    score: str
+    score_path: str | None
+    repeat1: bool | None
+    repeat2: bool | None
+    baroque_tuning: bool
+    collection: str
+    source_filename: str
+    license: str
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def attribution(self) -> str:
+        """Performer, licence and source site, e.g. "John Garner, CC BY 3.0, musopen.org"."""
+        host = (urlparse(self.url).hostname or "") if self.url else ""
+        return ", ".join(p for p in (self.performer, self.license, host.removeprefix("www.")) if p)
+
+
+def reject(recording: Recording, stage: str, error: Exception) -> Reject:
+    """The reject row of a recording that failed at ``stage``; the error's type names the failure."""
+    return Reject(DATASET, recording.id, stage, type(error).__name__, reason(error))
+
+
+def shared_data_dir() -> Path:
+    """Read-only shared data: BATON_SHARED_DATA, else ``shared/data`` next to the checkout."""
+    return Path(os.environ.get("BATON_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
+
+
+def parse_time(text: str) -> float:
+    """Clock text as info.csv writes it ("0:04:13"; also "4:13" or "253.5") -> seconds."""
+    seconds = 0.0
+    for field in text.strip().split(":"):
+        seconds = seconds * 60 + float(field)
+    return seconds
+
+
+def _flag(text: str) -> bool | None:
+    """info.csv repeat flags: "1" taken, "0" skipped, "-" the movement has no such repeat."""
+    return None if text.strip() == "-" else text.strip() == "1"
+
+
+def _read_csv(path: str | Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _first_file(*candidates: Path) -> str | None:
+    return next((str(p) for p in candidates if p.is_file()), None)
+
+
+def _versioned_license(name: str, license_file: Path | None) -> str:
+    """audio.csv says "CC BY"; the collection's LICENSE file says which version ("CC BY 3.0")."""
+    if license_file is None or not name or name == "-":
+        return name
+    found = re.search(rf"{re.escape(name)} (\d+\.\d+)", license_file.read_text(errors="replace"))
+    return f"{name} {found.group(1)}" if found else name
+
+
+def read_manifest(
+    info_csv: str | Path,
+    audio_csv: str | Path,
+    audio_dir: str | Path | None = None,
+    score_dir: str | Path | None = None,
+) -> list[Recording]:
+    """Recordings from the published info.csv and audio.csv, in info.csv order.
+
+    Audio and scores are looked up in the release layout (``audio/<collection>/<file>``,
+    ``scores/<work>/<score>.mxl``) and in a flat one; what is not found stays None (audio then
+    comes from the URL).
+    """
+    sources = {row["filename"]: row for row in _read_csv(audio_csv)}
+    recordings = []
+    for row in _read_csv(info_csv):
+        source = sources.get(row["source_filename"])
+        if source is None:
+            raise ValueError(
+                f"{info_csv}: {row['filename']} names {row['source_filename']}, which is not in {audio_csv}"
+            )
+        path = license_file = score_path = None
+        if audio_dir is not None:
+            folder, flat = Path(audio_dir) / row["collection"], Path(audio_dir)
+            path = _first_file(folder / row["source_filename"], flat / row["source_filename"])
+            found = _first_file(folder / "LICENSE", flat / "LICENSE")
+            license_file = Path(found) if found else None
+        if score_dir is not None:
+            name = row["score_filename"] + ".mxl"
+            score_path = _first_file(Path(score_dir) / row["work"].lower() / name, Path(score_dir) / name)
+        recordings.append(
+            Recording(
+                id=row["filename"],
+                url=source["url"] or None,
+                path=path,
+                start=parse_time(row["start"]),
+                end=parse_time(row["end"]),
+                performer=row["violinist_name"],
+                work=row["work"],
+                movement=int(row["mov"]),
+                title=row["movement"],
+                score=row["score_filename"],
+                score_path=score_path,
+                repeat1=_flag(row["repeat1"]),
+                repeat2=_flag(row["repeat2"]),
+                baroque_tuning=row["baroque_tuning"].strip() == "1",
+                collection=row["collection"],
+                source_filename=row["source_filename"],
+                license=_versioned_license(source["license"], license_file),
+            )
+        )
+    return recordings
+
+
+def sample_manifest(shared_dir: str | Path | None = None) -> list[Recording]:
+    """The recordings of the shared sample whose audio is present (three John Garner movements)."""
+    root = Path(shared_dir or shared_data_dir()) / SAMPLE_NAME
+    if not (root / "info.csv").is_file():
+        raise FileNotFoundError(f"no Bach Violin Dataset sample at {root} (set BATON_SHARED_DATA)")
+    everything = read_manifest(root / "info.csv", root / "audio.csv", root / "audio", root / "scores")
+    return [r for r in everything if r.path is not None]
+
+
+def release_dir(root: Path) -> Path | None:
+    """The unpacked release: the folder holding info.csv, at ``root`` or up to two levels below
+    (hidden folders, such as an interrupted unpack, excluded)."""
+    candidates = [root / "info.csv", *sorted(root.glob("*/info.csv")), *sorted(root.glob("*/*/info.csv"))]
+    visible = (p for p in candidates if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return next((p.parent for p in visible if p.is_file()), None)
+
+
+def _fetch(url: str, dest: Path, timeout: float) -> str:
+    """Stream ``url`` into ``dest``; returns the sha256 of what was written."""
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _extract(archive: Path, root: Path) -> None:
+    """Unpack into a temporary folder first, so an interrupted unpack leaves nothing behind."""
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                if not (staging / member).resolve().is_relative_to(staging.resolve()):
+                    raise ValueError(f"{archive} holds a path outside its folder: {member}")
+            zf.extractall(staging)
+        for entry in staging.iterdir():
+            entry.rename(root / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def bach_violin_release(
+    root: str | Path,
+    download: bool = False,
+    urls: Sequence[str] = RELEASE_URLS,
+    sha256: str | None = RELEASE_SHA256,
+    timeout: float = 60.0,
+) -> list[Recording]:
+    """The full dataset's manifest (105 movements) from its release unpacked under ``root``.
+
+    Nothing is fetched unless ``download`` is True; then the archive is fetched from the first
+    mirror that answers, checked against ``sha256`` (or, when no checksum is known, against the
+    digest recorded by the first download) and unpacked.
+    """
+    root = Path(root)
+    data = release_dir(root) if root.is_dir() else None
+    if data is None:
+        if not download:
+            raise FileNotFoundError(
+                f"the Bach Violin Dataset is not unpacked under {root}: pass download=True, "
+                f"or fetch {RELEASE_FILE} from {urls[0]} and unzip it there"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        _extract(_download_release(root, urls, sha256, timeout), root)
+        data = release_dir(root)
+        if data is None:
+            raise ReleaseUnavailable(f"{RELEASE_FILE} unpacked under {root} but holds no info.csv")
+    return read_manifest(data / "info.csv", data / "audio.csv", data / "audio", data / "scores")
+
+
+def _download_release(root: Path, urls: Sequence[str], sha256: str | None, timeout: float) -> Path:
+    archive = root / RELEASE_FILE
+    record = root / f"{RELEASE_FILE}.sha256"
+    expected = sha256 or (record.read_text().split()[0] if record.is_file() else None)
+    partial = archive.with_suffix(".part")
+    errors = []
+    for url in urls:
+        try:
+            actual = _fetch(url, partial, timeout)
+            break
+        except (urllib.error.URLError, OSError) as exc:
+            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+    else:
+        partial.unlink(missing_ok=True)
+        raise ReleaseUnavailable(
+            "could not download the Bach Violin Dataset (is this machine offline?) - "
+            + "; ".join(errors)
+            + f". Fetch {RELEASE_FILE} by hand and unzip it into {root}."
+        )
+    if expected is not None and actual != expected:
+        partial.unlink()
+        raise ChecksumMismatch(f"{RELEASE_FILE} from {url} has sha256 {actual}, expected {expected}")
+    if expected is None:
+        record.write_text(f"{actual}  {RELEASE_FILE}\n")
+        log.warning("no published checksum for %s: recorded sha256 %s in %s", RELEASE_FILE, actual, record)
+    partial.rename(archive)
+    return archive
+
+
+def download(
+    recordings: Sequence[Recording],
+    raw_dir: str | Path,
+    retries: int = 3,
+    backoff: float = 2.0,
+    timeout: float = 30.0,
+) -> tuple[dict[str, Path], list[Reject]]:
+    """Audio file of each recording: its local file when present, else its URL fetched into ``raw_dir``.
+
+    Movements sharing one source file share one download (``raw_dir/<collection>/<source>.<ext>``).
+    Returns paths by recording id and one reject row per recording that could not be fetched.
+    """
+    raw_dir = Path(raw_dir)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    rejects: list[Reject] = []
+    by_source: dict[tuple[str, str, str | None], list[Recording]] = {}
+    for recording in recordings:
+        if recording.path is not None and Path(recording.path).is_file():
+            paths[recording.id] = Path(recording.path)
+        else:
+            by_source.setdefault((recording.collection, recording.source_filename, recording.url), []).append(recording)
+    for (collection, source, url), group in by_source.items():
+        stem = raw_dir / collection / Path(source).stem
+        try:
+            path = fetch(url, stem, raw_dir / ARCHIVE_FILE, retries, backoff, timeout)
+        except FETCH_ERRORS as exc:
+            rejects.extend(reject(r, "download", exc) for r in group)
+            continue
+        paths.update((r.id, path) for r in group)
+    return paths, rejects
+
+
+def load_slice(
+    path: str | Path,
+    start: float,
+    end: float,
+    sample_rate: int = SAMPLE_RATE,
+    timeout: float = 300.0,
+    silence_rms: float = 1e-4,
+    tolerance: float = 0.05,
+) -> np.ndarray:
+    """Seconds [start, end) of a recording as float32 mono at ``sample_rate``, exactly that long.
+
+    A file up to ``tolerance`` seconds short (decoder padding) is zero-padded; anything shorter,
+    unreadable or silent (RMS below ``silence_rms``) raises an ``AudioError`` subclass.
+    """
+    if end <= start:
+        raise ValueError(f"empty slice [{start}, {end}) of {path}")
+    command = (
+        ffmpeg.input(str(path), ss=start, t=end - start)
+        .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate)
+        .global_args("-nostdin", "-v", "error")
+        .compile()
+    )
+    try:
+        done = subprocess.run(command, check=False, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise UnreadableAudio(f"ffmpeg took longer than {timeout:.0f} s to decode {path}") from exc
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        raise UnreadableAudio(f"{path} is not readable audio: {reason[-1] if reason else 'ffmpeg failed'}")
+    samples = np.frombuffer(done.stdout, dtype=np.float32)
+    expected = round((end - start) * sample_rate)
+    if len(samples) < expected - tolerance * sample_rate:
+        missing = (expected - len(samples)) / sample_rate
+        raise TruncatedAudio(f"{path} ends {missing:.2f} s before the end of its slice [{start:.2f}, {end:.2f}) s")
+    audio = np.zeros(expected, dtype=np.float32)
+    audio[: min(expected, len(samples))] = samples[:expected]
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    if rms < silence_rms:
+        raise SilentAudio(f"{path} is silent in [{start:.2f}, {end:.2f}) s (RMS {rms:.1e} < {silence_rms:.0e})")
+    return audio

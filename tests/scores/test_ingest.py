@@ -1,0 +1,97 @@
+import hashlib
+import os
+
+import muspy
+import numpy as np
+import pytest
+
+from assets.core.rejects import Reject
+from assets.scores import ingest, tables
+from assets.scores.datasets import ScoreItem
+
+
+def make_midi(path, notes, qpm=120.0, resolution=24):
+    music = muspy.Music(
+        resolution=resolution,
+        tempos=[muspy.Tempo(time=0, qpm=qpm)],
+        tracks=[muspy.Track(program=40, name="Violin", notes=[muspy.Note(t, p, d, 80) for t, p, d in notes])],
+    )
+    music.write_midi(str(path))
+    return str(path)
+
+
+def test_tick_seconds_follows_tempo_changes():
+    ticks = np.array([0, 24, 48, 72, 96])
+    # 120 qpm for the first two beats, then 60 qpm.
+    seconds = ingest.tick_seconds(ticks, np.array([0, 48]), np.array([120.0, 60.0]), 24)
+    np.testing.assert_allclose(seconds, [0.0, 0.5, 1.0, 2.0, 3.0])
+
+
+def test_tick_seconds_defaults_to_120_qpm_without_tempo():
+    seconds = ingest.tick_seconds(np.array([48]), np.array([], dtype=np.int64), np.array([]), 24)
+    assert seconds[0] == pytest.approx(1.0)
+
+
+def test_music_to_rows_columns(tmp_path):
+    path = make_midi(tmp_path / "a.mid", [(0, 60, 24), (24, 64, 12), (60, 67, 36)], qpm=60.0)
+    item = ScoreItem("toy", "a.mid", path, "midi")
+    parsed = ingest.parse_item(item)
+    assert isinstance(parsed, ingest.Parsed), parsed
+    notes = parsed.notes.to_pydict()
+    assert parsed.notes.schema == tables.NOTES
+    assert notes["pitch"] == [60, 64, 67]
+    assert notes["onset"] == [0, 24, 60]
+    assert notes["beat"] == [0, 1, 2]
+    assert notes["position"] == [0, 0, 12]
+    np.testing.assert_allclose(notes["onset_seconds"], [0.0, 1.0, 2.5])
+    np.testing.assert_allclose(notes["duration_seconds"], [1.0, 0.5, 1.5])
+    assert set(notes["program"]) == {40}
+    song = parsed.song
+    assert song["n_notes"] == 3 and song["length_beats"] == pytest.approx(4.0)
+    assert song["length_seconds"] == pytest.approx(4.0)
+    assert song["initial_tempo"] == pytest.approx(60.0)
+    assert song["sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def bad_items(tmp_path):
+    good = make_midi(tmp_path / "good.mid", [(0, 60, 24), (24, 62, 24)])
+    raw = open(good, "rb").read()
+    (tmp_path / "truncated.mid").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "corrupt.mid").write_bytes(b"MThd" + os.urandom(200))
+    (tmp_path / "empty.mid").write_bytes(b"")
+    (tmp_path / "text.mid").write_text("this is not music")
+    (tmp_path / "bad.musicxml").write_text("<score-partwise><part-list><oops></score-partwise>")
+    big = tmp_path / "huge.mid"
+    with open(big, "wb") as f:
+        f.truncate(200 * 1024 * 1024)
+    locked = tmp_path / "locked.mid"
+    locked.write_bytes(raw)
+    locked.chmod(0)
+    names = ["good.mid", "truncated.mid", "corrupt.mid", "empty.mid", "text.mid", "bad.musicxml", "huge.mid", "locked.mid"]
+    fmt = {"mid": "midi", "musicxml": "musicxml"}
+    return [ScoreItem("toy", n, str(tmp_path / n), fmt[n.rsplit(".", 1)[1]]) for n in names]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_files_become_rejects_and_the_rest_completes(tmp_path, workers):
+    items = bad_items(tmp_path)
+    results = list(ingest.parse_all(items, workers=workers))
+    assert len(results) == len(items)
+    by_item = {item.item_id: result for item, result in zip(items, results)}
+    assert isinstance(by_item["good.mid"], ingest.Parsed)
+    rejects = [r for r in results if isinstance(r, Reject)]
+    assert {r.item for r in rejects} == {i.item_id for i in items} - {"good.mid"}
+    assert all(r.message and r.error_type and r.stage for r in rejects)
+    assert "large" in by_item["huge.mid"].message.lower() or "size" in by_item["huge.mid"].message.lower()
+    assert "read" in by_item["locked.mid"].message.lower() or "permission" in by_item["locked.mid"].message.lower()
+    assert "empty" in by_item["empty.mid"].message.lower()
+
+
+def test_results_keep_item_order_across_workers(tmp_path):
+    items = [
+        ScoreItem("toy", f"{i:03d}.mid", make_midi(tmp_path / f"{i:03d}.mid", [(0, 40 + i, 24)]), "midi")
+        for i in range(24)
+    ]
+    results = list(ingest.parse_all(items, workers=2))
+    assert [r.song["song"] for r in results] == [i.item_id for i in items]
+    assert [r.notes.column("pitch")[0].as_py() for r in results] == [40 + i for i in range(24)]

@@ -1,0 +1,222 @@
+import io
+import shutil
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+from PIL import Image
+
+from assets.violin import alignment as al
+from assets.violin import humanize
+from assets.violin.render import render, tempo_for
+from assets.violin.scores import RESOLUTION, read_notes_csv
+from assets.violin.sources import SAMPLE_RATE, load_slice, sample_manifest
+from assets.core.tools import soundfont_path
+
+SR = SAMPLE_RATE
+needs_soundfonts = pytest.mark.skipif(
+    soundfont_path() is None or not Path(humanize.FLUID_R3).is_file() or shutil.which("fluidsynth") is None,
+    reason="needs fluidsynth, MuseScore General and FluidR3 GM",
+)
+
+
+def tones(onsets: np.ndarray, offsets: np.ndarray, pitches: np.ndarray, harmonics: tuple[float, ...],
+          length_s: float) -> np.ndarray:
+    """Additive-synthesis notes: a stand-in instrument whose timbre is set by ``harmonics``."""
+    audio = np.zeros(round(length_s * SR))
+    for on, off, pitch in zip(onsets, offsets, pitches):
+        t = np.arange(round((off - on + 0.05) * SR)) / SR
+        envelope = np.minimum(t / 0.01, 1.0) * np.exp(-2.0 * t) * np.clip((off - on + 0.05 - t) / 0.05, 0.0, 1.0)
+        wave = sum(a * np.sin(2 * np.pi * (k + 1) * librosa.midi_to_hz(pitch) * t) for k, a in enumerate(harmonics))
+        start = round(on * SR)
+        audio[start:start + len(t)] += (envelope * wave)[: len(audio) - start]
+    return (0.2 * audio / np.abs(audio).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def warped_melody():
+    """A 60-note melody played by a humanized performer (tempo within ±15 %, 15 ms jitter) in one
+    timbre and rendered deadpan at the matching single tempo in another: true times known."""
+    rng = np.random.default_rng(7)
+    durations = rng.choice([6, 12, 12, 24], 60)
+    onsets = np.concatenate([[0], np.cumsum(durations)[:-1]])
+    notes = np.column_stack([onsets, onsets + durations, rng.integers(55, 88, 60), np.full(60, 80)])
+    score = humanize.Score("melody", notes, qpm=132.0)
+    played = humanize.humanize(score, seed=3, lead_in_s=(0.0, 0.0))
+    length = float(played.offsets_s.max()) + 0.2
+    qpm = tempo_for(notes, length)
+    seconds = notes[:, :2] * 60.0 / (qpm * RESOLUTION)
+    recording = tones(played.onsets_s, played.offsets_s, played.pitches, (1.0, 0.6, 0.4, 0.2), length)
+    recording += rng.normal(0.0, 1e-3, len(recording)).astype(np.float32)  # a recording's noise floor
+    rendering = tones(seconds[:, 0], seconds[:, 1], notes[:, 2], (1.0, 0.3, 0.5, 0.1, 0.1), length)
+    return played, recording, rendering, seconds
+
+
+@pytest.mark.parametrize("align", [al.align_v1, al.align_v2])
+def test_aligners_recover_a_known_time_warp(warped_melody, align):
+    played, recording, rendering, seconds = warped_melody
+    starts, ends, path = align(recording, rendering, seconds[:, 0], seconds[:, 1])
+    error = np.abs(starts - played.onsets_s)
+    # v1 reads starts off 32 ms frames, rounded up; v2 interpolates between 16 ms frames
+    limit = 0.032 if align is al.align_v1 else 0.012
+    assert np.mean(error) < limit and np.max(error) < 0.1
+    assert np.all(np.diff(starts) >= 0) and np.all(ends >= starts)
+    assert np.all(np.diff(path, axis=0) >= 0) and np.all(np.diff(path, axis=0).sum(axis=1) >= 1)
+
+
+def test_v2_is_closer_to_the_truth_than_v1(warped_melody):
+    played, recording, rendering, seconds = warped_melody
+    errors = [np.abs(align(recording, rendering, seconds[:, 0], seconds[:, 1])[0] - played.onsets_s).mean()
+              for align in (al.align_v1, al.align_v2)]
+    assert errors[1] < 0.6 * errors[0]
+
+
+def test_banded_dtw_with_a_full_band_is_librosas_dtw():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 6)), rng.normal(size=(57, 6))
+    _, expected = librosa.sequence.dtw(x.T, y.T)
+    np.testing.assert_array_equal(al.banded_dtw(x, y, al.Band.full(40, 57)), expected[::-1])
+
+
+def _warped_sequences(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Smooth random features y, and x = y under a known monotone warp with tempo within ±20 %."""
+    rng = np.random.default_rng(seed)
+    m = int(n * 0.9)
+    y = np.cumsum(rng.normal(size=(m, 8)), axis=0)
+    y = np.stack([np.convolve(col, np.ones(9) / 9, mode="same") for col in y.T], axis=1)
+    rate = 1.0 + 0.2 * np.sin(np.linspace(0, 6 * np.pi, n))
+    truth = np.cumsum(rate)
+    truth = (truth - truth[0]) * (m - 1) / (truth[-1] - truth[0])
+    x = np.stack([np.interp(truth, np.arange(m), col) for col in y.T], axis=1)
+    return x + 0.05 * rng.normal(size=x.shape), y, truth
+
+
+def test_multiscale_dtw_follows_a_known_warp_in_memory_linear_in_length():
+    finest = {}
+    for n in (2000, 8000):
+        x, y, truth = _warped_sequences(n)
+        path, cells = al.multiscale_dtw(x, y)
+        assert np.abs(al.warp(path[:, ::-1], np.arange(n)) - truth).max() < 3  # rows -> columns
+        assert cells[0] <= al.COARSEST_FRAMES**2
+        finest[n] = cells[-1]
+        assert cells[-1] < 0.02 * len(x) * len(y)  # a full DTW would store every one of them
+    assert 3.6 < finest[8000] / finest[2000] < 4.4  # four times longer, four times the cells
+
+
+def test_band_around_covers_the_projected_path_and_stays_monotone():
+    coarse = np.array([[0, 0], [1, 0], [2, 1], [3, 2], [3, 3], [4, 4]])
+    band = al.band_around(coarse, factor=4, n_rows=20, n_cols=19, radius=2)
+    for i, j in coarse:
+        for r in range(4 * i, min(4 * i + 4, 20)):
+            assert band.lo[r] <= 4 * j and min(4 * j + 4, 19) <= band.hi[r]
+    assert np.all(np.diff(band.lo) >= 0) and np.all(np.diff(band.hi) >= 0)
+    assert band.lo[0] == 0 and band.hi[-1] == 19
+    assert band.cells == int((band.hi - band.lo).sum()) < 20 * 19
+
+
+def test_humanize_is_seeded_bounded_and_keeps_chords_together():
+    notes = np.array([[0, 24, 67, 80], [0, 24, 74, 80], [24, 36, 71, 80], [36, 48, 72, 80], [48, 96, 74, 80]])
+    notes = np.concatenate([notes + [96 * k, 96 * k, 0, 0] for k in range(12)])
+    score = humanize.Score("chords", notes, qpm=120.0)
+    a, b, c = humanize.humanize(score, 1), humanize.humanize(score, 1), humanize.humanize(score, 2)
+    np.testing.assert_array_equal(a.onsets_s, b.onsets_s)
+    assert not np.allclose(a.onsets_s, c.onsets_s)
+    together = notes[1:, 0] == notes[:-1, 0]
+    np.testing.assert_array_equal(a.onsets_s[1:][together], a.onsets_s[:-1][together])
+    assert np.all(np.diff(a.onsets_s) >= 0) and np.all(a.offsets_s > a.onsets_s)
+    assert 0.2 <= a.onsets_s[0] <= 1.5  # the lead-in
+    deadpan = notes[-1, 1] / RESOLUTION * 0.5
+    assert deadpan / 1.15 - 0.05 < a.offsets_s[-1] - a.onsets_s[0] < deadpan / 0.85 + 0.05
+
+
+def test_excerpt_shifts_to_zero_and_cuts_notes_at_its_end():
+    notes = np.array([[0, 24, 60, 80], [24, 72, 62, 80], [48, 60, 64, 80], [96, 120, 65, 80]])
+    part = humanize.excerpt(humanize.Score("s", notes, 100.0), start_beat=1, n_beats=2)
+    np.testing.assert_array_equal(part.notes, [[0, 48, 62, 80], [24, 36, 64, 80]])
+    with pytest.raises(ValueError, match="no notes"):
+        humanize.excerpt(humanize.Score("s", notes, 100.0), start_beat=3, n_beats=1)
+
+
+def test_corpus_score_is_a_violin_line():
+    score = humanize.corpus_score(*humanize.CORPUS_PIECES[0])
+    assert len(score.notes) > 50 and np.all(np.diff(score.notes[:, 0]) >= 0)
+    assert np.all(score.notes[:, 1] > score.notes[:, 0])
+    assert 55 <= score.notes[:, 2].min() and score.notes[:, 2].max() <= 100  # G3 to E7
+
+
+@needs_soundfonts
+def test_render_score_sounds_notes_on_time(tmp_path):
+    """FluidSynth plays a coarse-resolution note half a tick early; render_score does not."""
+    notes = np.array([[6, 12, 69, 100]])  # one quarter at 6 ticks per quarter, 60 qpm: 1.0 s
+    coarse = render(notes, 60.0, humanize.FLUID_R3, tmp_path / "coarse.wav", resolution=6)
+    fine = al.render_score(notes, 60.0, humanize.FLUID_R3, tmp_path / "fine.wav", resolution=6)
+    onset = {name: np.argmax(np.abs(a) > 0.01 * np.abs(a).max()) / SR for name, a in (("coarse", coarse), ("fine", fine))}
+    assert 0.995 <= onset["fine"] <= 1.03
+    assert onset["fine"] - onset["coarse"] > 0.06  # half of a 167 ms tick
+
+
+@needs_soundfonts
+def test_synthetic_pair_renders_a_performance_with_known_onsets():
+    notes = np.array([[12 * k, 12 * k + 12, 62 + (k % 8), 80] for k in range(24)])
+    pair = humanize.synthetic_pair(humanize.Score("scale", notes, 120.0), 5, soundfont_path())
+    assert len(pair.recording) == len(pair.rendering) == round(pair.performance.offsets_s.max() * SR)
+    starts, _, _ = al.align_v2(pair.recording, pair.rendering, pair.score_onsets_s, pair.score_offsets_s)
+    assert np.abs(starts - pair.performance.onsets_s).mean() < 0.025
+
+
+@pytest.fixture(scope="module")
+def movements(sample_dir, tmp_path_factory):
+    """The sample's three movements: recording slice, rendering, note times, published alignment."""
+    if soundfont_path() is None:
+        pytest.skip("MuseScore General SoundFont not installed")
+    out = tmp_path_factory.mktemp("renders")
+    found = {}
+    for recording in sample_manifest(sample_dir.parent):
+        notes = read_notes_csv(sample_dir / "notes" / f"{recording.id}.csv")
+        qpm = tempo_for(notes, recording.seconds)
+        found[recording.id] = (
+            load_slice(recording.path, recording.start, recording.end),
+            al.render_score(notes, qpm, soundfont_path(), out / f"{recording.id}.wav"),
+            notes[:, :2] * 60.0 / (qpm * RESOLUTION),
+            al.read_alignment_csv(sample_dir / "alignments" / f"{recording.id}.csv"),
+        )
+    assert len(found) == 3
+    return found
+
+
+@pytest.mark.parametrize("movement", ["john-garner_bwv1002_mov6", "john-garner_bwv1002_mov7",
+                                      "john-garner_bwv1002_mov8"])
+def test_v1_reproduces_the_published_alignments(movements, movement):
+    recording, rendering, seconds, published = movements[movement]
+    assert len(published) == len(seconds)
+    starts, ends, _ = al.align_v1(recording, rendering, seconds[:, 0], seconds[:, 1])
+    agreement = al.onset_agreement(starts, published[:, 0])
+    assert agreement["median_abs_s"] <= 0.032 + 1e-6
+    assert agreement["within_100ms"] >= 0.95
+    assert np.all(ends >= starts)
+
+
+def test_v2_finds_the_notes_of_the_published_alignments(movements):
+    """Within 100 ms: the published starts are v1's, which run 20-25 ms late, so closer agreement
+    is not expected of a method that does not."""
+    for recording, rendering, seconds, published in movements.values():
+        starts, ends, _ = al.align_v2(recording, rendering, seconds[:, 0], seconds[:, 1])
+        assert al.onset_agreement(starts, published[:, 0])["within_100ms"] >= 0.99
+        assert np.all(np.diff(starts) >= 0) and np.all(ends >= starts)
+
+
+def test_plot_alignment_is_a_png_of_the_spectrogram_with_notes():
+    rng = np.random.default_rng(1)
+    spectrogram = rng.uniform(-80, 0, size=(al.CQT_BINS, 300))
+    starts = np.arange(10) * 0.9
+    png = al.plot_alignment(spectrogram, starts, starts + 0.5, rng.integers(55, 90, 10), title="aligned")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = Image.open(io.BytesIO(png)).size
+    assert width > 800 and height > 200
+
+
+def test_onset_agreement_counts_grid_times_at_the_tolerance_as_within():
+    result = al.onset_agreement(np.array([0.0, 0.032, 0.1, 0.5]), np.zeros(4))
+    assert result["within_25ms"] == 0.25 and result["within_50ms"] == 0.5 and result["within_100ms"] == 0.75
+    assert result["median_abs_s"] == pytest.approx(0.066) and result["mean_abs_s"] == pytest.approx(0.158)
