@@ -312,7 +312,7 @@ def cmd_instrument(args: argparse.Namespace) -> int:
     except Exception as exc:  # muspy raises many types for unreadable files; the message is what matters
         print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
         return 2
-    model_dir = tracking.download_artifacts(uri, version, tracking.version_dir(home.cache, version))
+    model_dir = tracking.fetch_version(uri, version, home.cache)
     model, cfg = ps.load_model(model_dir)
     try:
         arranged = arrange(music, model, cfg, version.tags["part_names"].split(","), version.tags.get("scheme", ""))
@@ -358,7 +358,7 @@ def cmd_perform(args: argparse.Namespace) -> int:
         )
         return 2
     dirs = {
-        name: tracking.download_artifacts(uri, v, tracking.version_dir(home.cache, v))
+        name: tracking.fetch_version(uri, v, home.cache)
         for name, v in versions.items() if v is not None
     }  # fmt: skip
     synthesis, cfg = dp.load_model(dirs[SYNTHESIS])
@@ -421,7 +421,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
     except (clip_embed.ClipWeightsMissing, ValueError, OSError) as exc:  # OSError: unreadable mixture or image
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model_dir = tracking.download_artifacts(uri, version, tracking.version_dir(home.cache, version))
+    model_dir = tracking.fetch_version(uri, version, home.cache)
     model, cfg = cs.load_model(model_dir)
     separated = cs.separate(model, mixture, query)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

@@ -123,21 +123,15 @@ def version_dir(cache_root: str, version: ModelVersion) -> str:
     return os.path.join(cache_root, "models", f"{version.name}-{version.version}")
 
 
-def download_artifacts(tracking_uri: str, version: ModelVersion, dst: str) -> str:
-    """Local directory holding the artifacts of one registered version."""
+def fetch_version(tracking_uri: str, version: ModelVersion, cache_root: str) -> str:
+    """The local folder of one registered version (its `model` artifact), downloaded into the cache.
+
+    The one registry lookup behind every inference command and evaluation asset: each model
+    package's ``load_model`` then reads the folder.
+    """
+    dst = version_dir(cache_root, version)
     Path(dst).mkdir(parents=True, exist_ok=True)
     return mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=dst, tracking_uri=tracking_uri)
-
-
-def download_version(tracking_uri: str, name: str, alias: str, dst: str) -> str:
-    """Local directory holding the artifacts of `models:/<name>@<alias>`."""
-    version = get_alias_version(tracking_uri, name, alias)
-    if version is None:
-        raise LookupError(
-            f"no registered model {name!r} with alias {alias!r}; "
-            f"materialize the assets that train and evaluate {name!r} first"
-        )
-    return download_artifacts(tracking_uri, version, dst)
 
 
 def metric_of(tracking_uri: str, version: ModelVersion, key: str) -> float | None:
@@ -247,14 +241,11 @@ class MlflowResource(dg.ConfigurableResource):
     def get_alias_version(self, name: str, alias: str) -> ModelVersion | None:
         return get_alias_version(self.uri, name, alias)
 
-    def download(self, name: str, alias: str, dst: str) -> str:
-        return download_version(self.uri, name, alias, dst)
-
     def get_version(self, name: str, version: str) -> ModelVersion:
         return get_version(self.uri, name, version)
 
-    def download_artifacts(self, version: ModelVersion, dst: str) -> str:
-        return download_artifacts(self.uri, version, dst)
+    def fetch(self, version: ModelVersion, cache_root: str) -> str:
+        return fetch_version(self.uri, version, cache_root)
 
     def metric_of(self, version: ModelVersion, key: str) -> float | None:
         return metric_of(self.uri, version, key)

@@ -27,7 +27,7 @@ from assets.core.training import (
     training_metadata,
 )
 from storage import shards
-from storage.tracking import MlflowResource, version_dir
+from storage.tracking import MlflowResource
 
 GROUP = "clipsep"
 CODE_VERSION = "1"
@@ -146,8 +146,7 @@ def clipsep_eval(
     if not queried:
         raise dg.Failure(f"no {REGISTERED} query model trained on {clip_model} embeddings: materialize clipsep_model first")
     loaded = {
-        m: cs.load_model(tracking.download_artifacts(v, version_dir(home.home.cache, v)),
-                         default_device())[0]
+        m: cs.load_model(tracking.fetch(v, home.home.cache), default_device())[0]
         for m, v in versions.items()
     }  # fmt: skip
     texts = text_sources(test, clip_model)

@@ -15,6 +15,7 @@ from assets.core.metadata import manifest_metadata, markdown_table, png_markdown
 from assets.core.resources import HomeResource
 from assets.core.training import checkpoint_dir, log_step, register_model, training_metadata
 from assets.cross_dataset import events, language_model
+from assets.scores import tables
 from assets.scores.songs import assign_splits, iter_songs
 from models import music_lm as lm
 from storage import shards
@@ -199,7 +200,7 @@ def cross_dataset_perplexity(
         if version is None:
             context.log.warning(f"no {registry_name(name)}@{config.alias}; leaving it out of the matrix")
             continue
-        model_dir = tracking.download(registry_name(name), config.alias, os.path.join(home.home.cache, "models", name))
+        model_dir = tracking.fetch(version, home.home.cache)
         models[name], cfg = lm.load_model(model_dir, device)
         versions[name] = version
     if not models:

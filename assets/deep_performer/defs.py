@@ -12,7 +12,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import soundfile as sf
-from mlflow.entities.model_registry import ModelVersion
 
 from assets.deep_performer import performing
 from assets.violin import clips as clip_data
@@ -31,7 +30,7 @@ from assets.core.training import (
     training_metadata,
 )
 from storage import shards
-from storage.tracking import MlflowResource, version_dir
+from storage.tracking import MlflowResource
 
 GROUP = "deep_performer"
 CODE_VERSION = "1"
@@ -148,10 +147,6 @@ def performance_vocoder(
     return dg.MaterializeResult(metadata=metadata | {"griffin_lim_mel_l1": griffin_lim})
 
 
-def load_version(home: HomeResource, tracking: MlflowResource, name: str, version: ModelVersion) -> str:
-    return tracking.download_artifacts(version, version_dir(home.home.cache, version))
-
-
 class PerformanceEvalConfig(dg.Config):
     samples: int = 2  # validation clips rendered to audio and spectrograms
 
@@ -160,7 +155,7 @@ def evaluate_synthesis(home: HomeResource, tracking: MlflowResource, valid: pa.T
     """Table 5.1: mel MSE of the newest version of every variant on the validation clips."""
     rows, loaded = [], {}
     for variant, version in tracking.newest_by_tag(SYNTHESIS, "variant").items():
-        model_dir = load_version(home, tracking, SYNTHESIS, version)
+        model_dir = tracking.fetch(version, home.home.cache)
         model, cfg = dp.load_model(model_dir, default_device())
         context = performing.read_context(model_dir)
         mse = dp.mel_mse(model, cfg, clip_data.to_clips(valid, context["performers"]))
@@ -174,7 +169,7 @@ def evaluate_alignment(home: HomeResource, tracking: MlflowResource, valid: pa.T
     newest = tracking.newest_by_tag(ALIGNMENT, "kind").get("alignment")
     if newest is None:
         return [], None
-    model_dir = load_version(home, tracking, ALIGNMENT, newest)
+    model_dir = tracking.fetch(newest, home.home.cache)
     model, cfg = dp.load_model(model_dir, default_device())
     metrics = dp.alignment_metrics(model, cfg, clip_data.to_clips(valid, performing.read_context(model_dir)["performers"]))
     tracking.log_version_metrics(newest, {"eval_" + k.removeprefix("val_"): v for k, v in metrics.items()})
@@ -190,7 +185,7 @@ def evaluate_vocoder(home: HomeResource, tracking: MlflowResource, valid: pa.Tab
     newest = tracking.newest_by_tag(VOCODER, "kind").get("hifigan")
     if newest is None:
         return rows, None
-    generator, _ = voc.load_vocoder(load_version(home, tracking, VOCODER, newest), default_device())
+    generator, _ = voc.load_vocoder(tracking.fetch(newest, home.home.cache), default_device())
     error = voc.validate(generator, audio)["val_mel_l1"]
     tracking.log_version_metrics(newest, {"eval_mel_l1": error})
     rows.append({"model": "HiFi-GAN", "version": str(newest.version), "metric": "resynthesis mel L1", "value": error})

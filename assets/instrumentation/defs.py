@@ -37,7 +37,7 @@ from assets.core.training import (
     training_metadata,
 )
 from storage import shards
-from storage.tracking import MlflowResource, version_dir
+from storage.tracking import MlflowResource
 
 GROUP = "instrumentation"
 CODE_VERSION = "1"
@@ -150,8 +150,7 @@ def part_separation_model(
 
 
 def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion):
-    model_dir = tracking.download_artifacts(version, version_dir(home.home.cache, version))
-    return ps.load_model(model_dir, default_device())
+    return ps.load_model(tracking.fetch(version, home.home.cache), default_device())
 
 
 class PartSepEvalConfig(dg.Config):

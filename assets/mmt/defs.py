@@ -31,7 +31,7 @@ from assets.core.training import (
     training_metadata,
 )
 from storage import shards
-from storage.tracking import MlflowResource, version_dir
+from storage.tracking import MlflowResource
 
 GROUP = "mmt"
 CODE_VERSION = "1"
@@ -143,8 +143,7 @@ class SamplesConfig(dg.Config):
 
 
 def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion) -> tuple[mmt.MMT, mmt.MMTConfig]:
-    model_dir = tracking.download_artifacts(version, version_dir(home.home.cache, version))
-    return mmt.load_model(model_dir, default_device())
+    return mmt.load_model(tracking.fetch(version, home.home.cache), default_device())
 
 
 @dg.asset(deps=["mmt_model"], group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)

@@ -24,7 +24,6 @@ from assets.core.resources import HomeResource
 from assets.core.stages import read_shards, require
 from storage import shards
 
-VIDEO_BATCHES = dg.DynamicPartitionsDefinition(name="video_batches")
 GROUP = "videos"
 CODE_VERSION = "1"
 SYNTHETIC = "synthetic"

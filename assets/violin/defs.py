@@ -27,7 +27,6 @@ from assets.core.tools import soundfont_path
 from storage import shards
 from storage.io_manager import UNPARTITIONED
 
-RECORDINGS = dg.DynamicPartitionsDefinition(name="recordings")
 GROUP = "violin"
 CODE_VERSION = "1"
 SAMPLE, RELEASE = "sample", "release"

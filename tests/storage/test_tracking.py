@@ -52,15 +52,14 @@ def test_registry_lifecycle(tmp_path: Path, uri: str):
     assert tracking.metric_of(uri, candidate, "loss") == 0.7
     assert tracking.metric_of(uri, champion, "absent") is None
 
-    local = Path(tracking.download_version(uri, "music_lm", "champion", str(tmp_path / "dl")))
+    local = Path(tracking.fetch_version(uri, champion, str(tmp_path / "cache")))
+    assert local.parent == tmp_path / "cache" / "models" / "music_lm-1"
     assert sorted(p.name for p in local.iterdir()) == ["config.json", "weights.bin"]
     assert json.loads((local / "config.json").read_text()) == {"tag": "one"}
 
 
 def test_missing_model_or_alias(tmp_path: Path, uri: str):
     assert tracking.get_alias_version(uri, "nothing", "champion") is None
-    with pytest.raises(LookupError, match="no registered model 'nothing' with alias 'champion'; materialize"):
-        tracking.download_version(uri, "nothing", "champion", str(tmp_path / "dl"))
 
 
 def test_git_sha(tmp_path: Path):
@@ -112,7 +111,7 @@ def test_resource_tags_runs_and_registers(tmp_path: Path, monkeypatch):
     assert res.get_alias_version("music_lm", "candidate").run_id == run_id
     res.set_alias("music_lm", "champion", "1")
     assert res.metric_of(res.get_alias_version("music_lm", "champion"), "perplexity") == 3.0
-    assert (Path(res.download("music_lm", "champion", str(tmp_path / "dl"))) / "config.json").exists()
+    assert (Path(res.fetch(res.get_alias_version("music_lm", "champion"), str(tmp_path / "cache"))) / "config.json").exists()
 
 
 def test_run_url_is_absolute_for_a_server(tmp_path: Path, uri: str):
