@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets.clipsep import defs as clipsep
 from assets.core.resources import HomeResource, QualityGates
+from assets.core.versions import with_code_versions
 from assets.cross_dataset import defs as cross_dataset
 from assets.deep_performer import defs as deep_performer
 from assets.instrumentation import defs as instrumentation
@@ -29,7 +30,7 @@ def build_defs(home: BatonHome) -> dg.Definitions:
     """Definitions bound to one home directory, so tests can point everything at a temporary one."""
     home.ensure()
     return dg.Definitions(
-        assets=[a for system in SYSTEMS for a in system.assets],
+        assets=with_code_versions(a for system in SYSTEMS for a in system.assets),
         asset_checks=[c for system in SYSTEMS for c in getattr(system, "asset_checks", [])],
         jobs=jobs,
         schedules=schedules,

@@ -1,5 +1,6 @@
 import functools
 import http.server
+import os
 import sys
 import threading
 
@@ -26,6 +27,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI every test's data and tools are installed, so a skip there (other than a GPU test on a
+    machine without one) is a failure: a missing sample or package must not pass unnoticed."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and "gpu" not in item.keywords:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where it must run: {reason}"
 
 
 class LoopbackServer(http.server.ThreadingHTTPServer):

@@ -6,8 +6,8 @@ ffmpeg decodes, resamples, scales and crops; it writes raw RGB to a pipe that nu
 frames of a known size, and PIL encodes each JPEG (libjpeg-turbo, about 0.3 ms a frame). Decoding
 dominates, so this is as fast as letting ffmpeg write MJPEG (about 1 s either way for the 60
 frames of a 60 s 640 x 360 video), needs no splitting of a JPEG stream on markers, and keeps
-``quality`` on PIL's 1-95 scale. Bad files raise ``VideoError`` subclasses, whose type names go
-into reject rows.
+``quality`` on PIL's 1-95 scale. Audio goes through the one decode in ``assets.core.audio``. Bad
+files raise ``MediaError`` subclasses, whose type names go into reject rows.
 """
 
 from __future__ import annotations
@@ -23,28 +23,22 @@ import ffmpeg
 import numpy as np
 from PIL import Image
 
+from assets.core.audio import MediaError, NoAudioStream, decode_audio, last_line
+
 SAMPLE_RATE = 16_000
 FRAME_RATE = 1.0
 FRAME_SIZE = 224
 
 
-class VideoError(ValueError):
-    """A video that cannot become audio and frames; the type name goes into the reject row."""
+class VideoError(MediaError):
+    """A video that cannot become frames; the type name goes into the reject row."""
 
 
 class CorruptVideo(VideoError):
     pass
 
 
-class NoAudioStream(VideoError):
-    pass
-
-
 class NoVideoFrames(VideoError):
-    pass
-
-
-class TruncatedVideo(VideoError):
     pass
 
 
@@ -67,11 +61,6 @@ def _run(command: list[str], path: str | Path, timeout: float) -> subprocess.Com
         raise CorruptVideo(f"{command[0]} took longer than {timeout:.0f} s on {path}") from exc
 
 
-def _last_line(stderr: bytes) -> str:
-    lines = stderr.decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else "ffmpeg failed"
-
-
 def _rate(text: str) -> float:
     """ffprobe's frame rate fraction ("30000/1001"; "0/0" when unknown) as a number."""
     num, _, den = text.partition("/")
@@ -87,7 +76,7 @@ def probe(path: str | Path, need_audio: bool = True, need_video: bool = True, ti
     command = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
     done = _run(command, path, timeout)
     if done.returncode != 0:
-        raise CorruptVideo(f"{path} is not a readable video: {_last_line(done.stderr)}")
+        raise CorruptVideo(f"{path} is not a readable video: {last_line(done.stderr)}")
     found = json.loads(done.stdout)
     streams = found.get("streams", [])
     audio = [s for s in streams if s.get("codec_type") == "audio"]
@@ -119,7 +108,7 @@ def _decode(stream: ffmpeg.nodes.OutputStream, path: str | Path, timeout: float,
     if done.returncode != 0:
         if b"matches no streams" in done.stderr:
             raise missing
-        raise CorruptVideo(f"{path} is not a readable video: {_last_line(done.stderr)}")
+        raise CorruptVideo(f"{path} is not a readable video: {last_line(done.stderr)}")
     return done.stdout
 
 
@@ -131,27 +120,9 @@ def extract_audio(
     timeout: float = 300.0,
     tolerance: float = 0.05,
 ) -> np.ndarray:
-    """Seconds [start, start + duration) of the first audio stream as float32 mono at ``sample_rate``.
-
-    With a duration the result has exactly ``round(duration * sample_rate)`` samples: a stream up
-    to ``tolerance`` seconds short (decoder priming) is zero-padded, a shorter one raises
-    TruncatedVideo. Silence is returned as it is: a silent source is still a training example.
-    """
-    stream = _input(path, start, duration)["a:0"].output(
-        "pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate
-    )
-    raw = _decode(stream, path, timeout, NoAudioStream(f"{path} has no audio stream"))
-    samples = np.frombuffer(raw, dtype=np.float32)
-    if duration is None:
-        return samples.copy()
-    expected = round(duration * sample_rate)
-    if len(samples) < expected - tolerance * sample_rate:
-        raise TruncatedVideo(
-            f"{path} has {len(samples) / sample_rate:.2f} s of audio from {start:.2f} s, not {duration:.2f} s"
-        )
-    audio = np.zeros(expected, dtype=np.float32)
-    audio[: min(expected, len(samples))] = samples[:expected]
-    return audio
+    """The soundtrack from ``start`` (exactly ``duration`` long when given) at 16 kHz mono. Silence is
+    returned as it is: a silent source is still a training example."""
+    return decode_audio(path, start, duration, sample_rate, timeout, tolerance)
 
 
 def extract_frames(

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -24,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import ffmpeg
 import numpy as np
 
+from assets.core.audio import MediaError, decode_audio
 from assets.core.downloads import FETCH_ERRORS, fetch, reason
 from assets.core.rejects import Reject
 from storage.home import REPO_ROOT
@@ -49,19 +48,7 @@ RELEASE_SHA256: str | None = None
 log = logging.getLogger(__name__)
 
 
-class AudioError(ValueError):
-    """A recording that cannot become a slice; the type name goes into the reject row."""
-
-
-class UnreadableAudio(AudioError):
-    pass
-
-
-class SilentAudio(AudioError):
-    pass
-
-
-class TruncatedAudio(AudioError):
+class SilentAudio(MediaError):
     pass
 
 
@@ -343,31 +330,12 @@ def load_slice(
 ) -> np.ndarray:
     """Seconds [start, end) of a recording as float32 mono at ``sample_rate``, exactly that long.
 
-    A file up to ``tolerance`` seconds short (decoder padding) is zero-padded; anything shorter,
-    unreadable or silent (RMS below ``silence_rms``) raises an ``AudioError`` subclass.
+    Unreadable, truncated or silent (RMS below ``silence_rms``) audio raises a ``MediaError`` subclass:
+    unlike a video's soundtrack, a silent recording cannot be aligned with its score.
     """
     if end <= start:
         raise ValueError(f"empty slice [{start}, {end}) of {path}")
-    command = (
-        ffmpeg.input(str(path), ss=start, t=end - start)
-        .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate)
-        .global_args("-nostdin", "-v", "error")
-        .compile()
-    )
-    try:
-        done = subprocess.run(command, check=False, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise UnreadableAudio(f"ffmpeg took longer than {timeout:.0f} s to decode {path}") from exc
-    if done.returncode != 0:
-        reason = done.stderr.decode(errors="replace").strip().splitlines()
-        raise UnreadableAudio(f"{path} is not readable audio: {reason[-1] if reason else 'ffmpeg failed'}")
-    samples = np.frombuffer(done.stdout, dtype=np.float32)
-    expected = round((end - start) * sample_rate)
-    if len(samples) < expected - tolerance * sample_rate:
-        missing = (expected - len(samples)) / sample_rate
-        raise TruncatedAudio(f"{path} ends {missing:.2f} s before the end of its slice [{start:.2f}, {end:.2f}) s")
-    audio = np.zeros(expected, dtype=np.float32)
-    audio[: min(expected, len(samples))] = samples[:expected]
+    audio = decode_audio(path, start, end - start, sample_rate, timeout, tolerance)
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
     if rms < silence_rms:
         raise SilentAudio(f"{path} is silent in [{start:.2f}, {end:.2f}) s (RMS {rms:.1e} < {silence_rms:.0e})")
