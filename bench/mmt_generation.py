@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from models.checkpoints import seed_everything
 from models.mmt import MMT, PROFILES, generate, unconditioned_prompt
-from models.mmt_encoding import TYPE_END, TYPE_NOTE
+from models.mmt.encoding import TYPE_END, TYPE_NOTE
 
 
 def time_generation(model: MMT, events: int, use_cache: bool, device: torch.device) -> dict[str, float]:

@@ -1,11 +1,12 @@
 """Training checkpoints that survive crashes and resume bit-for-bit.
 
 A checkpoint holds everything a training loop needs to continue as if it had never
-stopped: model and optimizer (and scheduler) state, the step, the best validation metric,
-loop-specific counters and the state of every random number generator. Files are written
-to a temporary name and moved into place with ``os.replace`` so a crash mid-write leaves
-the previous checkpoint intact, and they are read with ``torch.load(weights_only=True)``,
-so loading never unpickles arbitrary objects.
+stopped: model and optimizer (and scheduler) state, those of any further networks trained
+alongside (a GAN's discriminators), the step, the best validation metric, loop-specific
+counters and the state of every random number generator. Files are written to a temporary
+name and moved into place with ``os.replace`` so a crash mid-write leaves the previous
+checkpoint intact, and they are read with ``torch.load(weights_only=True)``, so loading
+never unpickles arbitrary objects.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 import torch
@@ -118,19 +119,39 @@ def load_model_dir(out_dir: str | os.PathLike, model: torch.nn.Module, device: t
     return model.to(device).eval()
 
 
+class Stateful(Protocol):
+    """What a checkpoint stores: a network, an optimizer or a learning-rate scheduler."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> Any: ...
+
+
+_RESERVED = frozenset({"model", "optimizer", "scheduler", "step", "best_metric", "extra", "rng"})
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     checkpoint: Checkpoint,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    others: Mapping[str, Stateful | None] | None = None,
 ) -> None:
-    """Write model, optimizer, scheduler, loop state and RNG states atomically."""
+    """Write model, optimizer, scheduler, loop state and RNG states atomically.
+
+    ``others`` are further states by name, such as a GAN's discriminators with their own optimizer
+    and scheduler; they sit beside the model's in the same file (``None`` is stored as ``None``).
+    """
+    others = dict(others or {})
+    if clash := _RESERVED & others.keys():
+        raise ValueError(f"checkpoint keys {sorted(clash)} are taken by the model and loop state")
     atomic_save(
         {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            **{name: part.state_dict() if part is not None else None for name, part in others.items()},
             "step": checkpoint.step,
             "best_metric": checkpoint.best_metric,
             "extra": dict(checkpoint.extra),
@@ -145,16 +166,17 @@ def load_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    others: Mapping[str, Stateful | None] | None = None,
 ) -> Checkpoint:
-    """Restore states in place (RNGs included) and return the loop state.
+    """Restore states in place (RNGs and the ``others`` :func:`save_checkpoint` wrote included) and
+    return the loop state; a ``None`` optimizer, scheduler or other is left as it is.
 
     Tensors are loaded on the CPU; ``load_state_dict`` moves them to the model's device.
     """
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, **(others or {})}
+    for name, part in parts.items():
+        if part is not None:
+            part.load_state_dict(state[name])
     restore_rng_state(state["rng"])
     return Checkpoint(step=state["step"], best_metric=state["best_metric"], extra=state["extra"])

@@ -16,6 +16,7 @@ from assets.mmt import defs as mmt
 from assets.scores import defs as scores
 from assets.videos import defs as videos
 from assets.violin import defs as violin
+from pipelines.experiments import experiments
 from pipelines.jobs import jobs
 from pipelines.schedules import schedules
 from pipelines.sensors import sensors
@@ -32,7 +33,7 @@ def build_defs(home: BatonHome) -> dg.Definitions:
     return dg.Definitions(
         assets=with_code_versions(a for system in SYSTEMS for a in system.assets),
         asset_checks=[c for system in SYSTEMS for c in getattr(system, "asset_checks", [])],
-        jobs=jobs,
+        jobs=[*jobs, *experiments],
         schedules=schedules,
         sensors=sensors,
         resources={

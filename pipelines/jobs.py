@@ -1,4 +1,4 @@
-"""Jobs: the per-dataset symbolic lineage, the cross-dataset experiment, and retraining."""
+"""Asset jobs: one per stage of each lineage branch (the experiments in pipelines.experiments run them)."""
 
 import dagster as dg
 
@@ -20,6 +20,13 @@ ingest_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("score_files", "songs", "notes", "notes_rejects", "dataset_stats", "event_sequences"),
     partitions_def=DATASETS,
     description="One dataset from score files to event sequences (what the incoming-scores sensor runs).",
+)
+
+score_notes_job = dg.define_asset_job(
+    "score_notes_job",
+    selection=dg.AssetSelection.assets("score_files", "songs", "notes", "notes_rejects"),
+    partitions_def=DATASETS,
+    description="One dataset from score files to songs, notes and rejects (`baton ingest`; MMT and instrumentation start here).",
 )
 
 music_lm_retrain_job = dg.define_asset_job(
@@ -146,7 +153,7 @@ clipsep_eval_job = dg.define_asset_job(
 )
 
 jobs = [
-    symbolic_dataset_job, ingest_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job,
+    symbolic_dataset_job, ingest_job, score_notes_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job,
     mmt_codes_job, mmt_job, part_notes_job, part_separation_job, instrumentation_job,
     violin_recordings_job, violin_data_job, violin_reject_rate_job,
     performance_alignment_job, performance_vocoder_job, performance_synthesis_job, performance_eval_job,

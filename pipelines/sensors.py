@@ -4,6 +4,7 @@
 import os
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -42,40 +43,43 @@ def batch_name() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def incoming_scores_sensor(context: dg.SensorEvaluationContext, home: HomeResource):
-    incoming = os.path.join(home.home.incoming, "scores")
-    os.makedirs(incoming, exist_ok=True)
-    files = settled_files(incoming, time.time())
-    if not files:
-        return dg.SkipReason(f"nothing new in {incoming}")
-    batch = batch_name()
-    claim_batch(files, incoming, os.path.join(home.home.raw, "incoming", batch))
-    key = f"incoming_{batch}"
-    context.log.info(f"{len(files)} files -> partition {key}")
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=key, partition_key=key)],
-        dynamic_partitions_requests=[DATASETS.build_add_request([key])],
-        cursor=key,
-    )
+def incoming_sensor(
+    kind: str, job, partitions: dg.DynamicPartitionsDefinition,
+    target: Callable[[HomeResource, str], str], description: str,
+) -> dg.SensorDefinition:
+    """A sensor on <home>/incoming/<kind>/: settled files move to `target(home, key)` and become the
+    new partition `incoming_<timestamp>` of `partitions`, which one run of `job` then processes."""
+
+    @dg.sensor(
+        name=f"incoming_{kind}_sensor", job=job, minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING, description=description,
+    )  # fmt: skip
+    def incoming(context: dg.SensorEvaluationContext, home: HomeResource):
+        folder = os.path.join(home.home.incoming, kind)
+        os.makedirs(folder, exist_ok=True)
+        files = settled_files(folder, time.time())
+        if not files:
+            return dg.SkipReason(f"nothing new in {folder}")
+        key = f"incoming_{batch_name()}"
+        claim_batch(files, folder, target(home, key))
+        context.log.info(f"{len(files)} files -> {partitions.name} partition {key}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=key, partition_key=key)],
+            dynamic_partitions_requests=[partitions.build_add_request([key])],
+            cursor=key,
+        )
+
+    return incoming
 
 
-@dg.sensor(job=video_data_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def incoming_videos_sensor(context: dg.SensorEvaluationContext, home: HomeResource):
-    """Video files (and an optional manifest.csv) dropped into <home>/incoming/videos/ become one batch."""
-    incoming = os.path.join(home.home.incoming, "videos")
-    os.makedirs(incoming, exist_ok=True)
-    files = settled_files(incoming, time.time())
-    if not files:
-        return dg.SkipReason(f"nothing new in {incoming}")
-    key = f"incoming_{batch_name()}"
-    claim_batch(files, incoming, str(batch_folder(home, key)))
-    context.log.info(f"{len(files)} files -> video batch {key}")
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=key, partition_key=key)],
-        dynamic_partitions_requests=[VIDEO_BATCHES.build_add_request([key])],
-        cursor=key,
-    )
+incoming_scores_sensor = incoming_sensor(
+    "scores", ingest_job, DATASETS, lambda home, key: os.path.join(home.home.raw, "incoming", key.removeprefix("incoming_")),
+    "Score files dropped into <home>/incoming/scores/ become one `datasets` partition, ingested to event sequences.",
+)
+incoming_videos_sensor = incoming_sensor(
+    "videos", video_data_job, VIDEO_BATCHES, lambda home, key: str(batch_folder(home, key)),
+    "Video files (and an optional manifest.csv) dropped into <home>/incoming/videos/ become one video batch.",
+)
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)

@@ -7,13 +7,11 @@ from dataclasses import asdict, replace
 
 import dagster as dg
 import mlflow
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import soundfile as sf
 
-from assets.clipsep import separation_data
-from models import clip_embed
+from assets.clipsep import evaluation, separation_data
+from assets.clipsep.evaluation import LABELS, Evaluated
 from models import clipsep as cs
 from models.training import default_device
 from assets.core.metadata import markdown_table
@@ -21,7 +19,6 @@ from assets.core.resources import HomeResource
 from assets.core.training import (
     checkpoint_dir,
     log_step,
-    metric_key,
     profile_config,
     register_model,
     training_metadata,
@@ -30,10 +27,8 @@ from storage import shards
 from storage.tracking import MlflowResource
 
 GROUP = "clipsep"
-CODE_VERSION = "1"
 REGISTERED = "clipsep"
 METHODS = dg.StaticPartitionsDefinition(list(cs.METHODS))
-LABELS = {"clipsep": "CLIPSep", "nit": "CLIPSep-NIT", "pit": "PIT"}
 ALL_BATCHES = [
     dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping()) for asset in ("video_audio", "clip_embeddings")
 ]
@@ -48,12 +43,12 @@ def read_all(home: HomeResource, asset: str) -> pa.Table:
 
 def split_sources(home: HomeResource, split: str) -> tuple[list[cs.Source], str]:
     """The split's clip-long windows with their frame queries, and the CLIP model that embedded them."""
-    embeddings = read_all(home, "clip_embeddings")
-    models = set(embeddings.column("model").to_pylist())
-    if len(models) != 1:
-        raise dg.Failure(f"clip_embeddings mixes CLIP models {sorted(models)}: re-embed every batch with one")
-    starts = {v["id"]: v["start"] for v in read_all(home, "videos").select(["id", "start"]).to_pylist()}
-    return separation_data.sources(read_all(home, "video_audio"), embeddings, split, starts), models.pop()
+    try:
+        return separation_data.split_sources(
+            read_all(home, "video_audio"), read_all(home, "clip_embeddings"), read_all(home, "videos"), split
+        )
+    except separation_data.MixedEmbeddings as exc:
+        raise dg.Failure(str(exc)) from exc
 
 
 class CLIPSepTrainConfig(dg.Config):
@@ -67,7 +62,6 @@ class CLIPSepTrainConfig(dg.Config):
 
 @dg.asset(
     deps=ALL_BATCHES, partitions_def=METHODS, group_name=GROUP, retry_policy=dg.RetryPolicy(max_retries=2),
-    code_version=CODE_VERSION,
 )  # fmt: skip
 def clipsep_model(
     context: dg.AssetExecutionContext, config: CLIPSepTrainConfig, home: HomeResource, tracking: MlflowResource
@@ -98,39 +92,9 @@ class CLIPSepEvalConfig(dg.Config):
     samples: int = 2  # mixtures written out as audio
 
 
-def text_sources(test: list[cs.Source], clip_model: str) -> list[cs.Source] | None:
-    """The test windows with the text query "<label>" instead of their frames, when the CLIP model
-    that embedded the frames is a real one (text and images share its space) and labels are known."""
-    if clip_model == clip_embed.SMALL_CLIP or any(s.label is None for s in test):
-        return None
-    bundle = clip_embed.load_clip(clip_model)
-    if not bundle.semantic:
-        return None
-    labels = sorted({s.label for s in test})
-    by_label = dict(zip(labels, clip_embed.embed_texts(bundle, labels)))
-    return [replace(s, query=by_label[s.label]) for s in test]
-
-
-def summary_rows(name: str, query: str, version: str, scores: dict[str, float], prefix: str) -> dict:
-    return {
-        "model": name, "query": query, "version": version,
-        **{f"{k}_{stat}": scores[f"{prefix}_{k}_{stat}"] for k in ("sdr", "sdri") for stat in ("mean", "sem", "median")},
-    }  # fmt: skip
-
-
-def write_examples(out_dir: str, model: cs.CLIPSep, test: list[cs.Source], count: int, seed: int) -> None:
-    """The first ``count`` evaluation mixtures, their sources and the separations, as WAV files."""
-    for i, mix in enumerate(cs.deterministic_mixtures(test, count, seed)):
-        sf.write(os.path.join(out_dir, f"mixture{i}.wav"), mix.audio, cs.SAMPLE_RATE)
-        for j, (reference, query) in enumerate(zip(mix.sources, mix.queries)):
-            label = test[mix.indices[j]].label or f"source{j}"
-            sf.write(os.path.join(out_dir, f"mixture{i}-{label}-reference.wav"), reference, cs.SAMPLE_RATE)
-            sf.write(os.path.join(out_dir, f"mixture{i}-{label}-separated.wav"), cs.separate(model, mix.audio, query), cs.SAMPLE_RATE)
-
-
 @dg.asset(
     deps=[dg.AssetDep("clipsep_model", partition_mapping=dg.AllPartitionMapping())],
-    group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION,
+    group_name=GROUP, io_manager_key="shard_io",
 )  # fmt: skip
 def clipsep_eval(
     context: dg.AssetExecutionContext, config: CLIPSepEvalConfig, home: HomeResource, tracking: MlflowResource
@@ -146,34 +110,20 @@ def clipsep_eval(
     if not queried:
         raise dg.Failure(f"no {REGISTERED} query model trained on {clip_model} embeddings: materialize clipsep_model first")
     loaded = {
-        m: cs.load_model(tracking.fetch(v, home.home.cache), default_device())[0]
-        for m, v in versions.items()
+        m: Evaluated(str(v.version), cs.load_model(tracking.fetch(v, home.home.cache), default_device())[0])
+        for m, v in versions.items() if m in queried or m == "pit"
     }  # fmt: skip
-    texts = text_sources(test, clip_model)
-    rows, mixture = [], None
-    for method, version in queried.items():
-        scores = cs.evaluate(loaded[method], test, config.n_mixtures, config.seed, loaded.get("pit"))
-        rows.append(summary_rows(LABELS[method], "image", str(version.version), scores, "query"))
-        tracking.log_version_metrics(version, {"test_sdri_image": scores["query_sdri_mean"]})
-        if texts is not None:
-            text_scores = cs.evaluate(loaded[method], texts, config.n_mixtures, config.seed)
-            rows.append(summary_rows(LABELS[method], "text", str(version.version), text_scores, "query"))
-        if mixture is None:
-            mixture = {"model": "mixture", "query": "", "version": "", "sdr_mean": scores["mixture_sdr_mean"],
-                       "sdr_sem": scores["mixture_sdr_sem"], "sdr_median": scores["mixture_sdr_median"],
-                       "sdri_mean": 0.0, "sdri_sem": 0.0, "sdri_median": 0.0}  # fmt: skip
-            if "pit" in loaded:
-                rows.append(summary_rows(LABELS["pit"], "", str(versions["pit"].version), scores, "pit"))
-    table = pd.DataFrame([mixture, *rows])
-    best = max(queried, key=lambda m: tracking.metric_of(queried[m], "test_sdri_image"))
+    texts = evaluation.text_sources(test, clip_model)
+    table, image_sdri = evaluation.sdr_table(
+        {m: loaded[m] for m in queried}, loaded.get("pit"), test, texts, config.n_mixtures, config.seed
+    )
+    for method, score in image_sdri.items():
+        tracking.log_version_metrics(queried[method], {"test_sdri_image": score})
+    best = max(image_sdri, key=image_sdri.get)
     out_dir = os.path.join(home.home.cache, "clipsep_eval", context.run_id)
-    os.makedirs(out_dir, exist_ok=True)
-    write_examples(out_dir, loaded[best], test, config.samples, config.seed)
+    evaluation.write_examples(out_dir, loaded[best].model, test, config.samples, config.seed)
     with tracking.run(context, run_name="clipsep_eval") as run:
-        mlflow.log_metrics(
-            {metric_key(f"{r['model']}.{r['query'] or 'none'}.{k}"): float(r[k]) for r in table.to_dict("records")
-             for k in table.columns if k.startswith("sdr") and np.isfinite(r[k])}
-        )  # fmt: skip
+        mlflow.log_metrics(evaluation.sdr_metrics(table))
         mlflow.log_text(table.to_csv(index=False), "sdr.csv")
         mlflow.log_artifacts(out_dir, "examples")
         promoted = tracking.promote_if_better(REGISTERED, queried[best], "test_sdri_image", lower_is_better=False)

@@ -54,3 +54,17 @@ def sources(audio: pa.Table, embeddings: pa.Table, split: str, video_start: dict
             query = window_query(timestamps, vectors, offset + begin / SAMPLE_RATE, CLIP_SAMPLES / SAMPLE_RATE)
             found.append(Source(samples[begin : begin + CLIP_SAMPLES].copy(), query, row["label"]))
     return found
+
+
+class MixedEmbeddings(ValueError):
+    """Frame embeddings of more than one CLIP model: their queries would not share one space."""
+
+
+def split_sources(audio: pa.Table, embeddings: pa.Table, videos: pa.Table, split: str) -> tuple[list[Source], str]:
+    """The split's windows over every video batch, frame timestamps counted from each video's clip
+    start, and the one CLIP model that embedded their frames."""
+    models = set(embeddings.column("model").to_pylist())
+    if len(models) != 1:
+        raise MixedEmbeddings(f"clip_embeddings mixes CLIP models {sorted(models)}: re-embed every batch with one")
+    starts = {v["id"]: v["start"] for v in videos.select(["id", "start"]).to_pylist()}
+    return sources(audio, embeddings, split, starts), models.pop()

@@ -1,1 +1,1 @@
-"""What every system package shares, below the Dagster code location: resources, UI metadata, rejects, per-item stages, training registration, tool checks, plots, rendering, downloads, audio decoding, sensors and code versions."""
+"""What every system package shares, below the Dagster code location: resources, UI metadata, rejects, per-item stages, training registration, metric names, dataset selection, tool checks, plots, rendering, downloads, audio decoding, sensors and code versions."""

@@ -7,7 +7,8 @@ MLflow artifacts and files on disk without a display.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -29,6 +30,15 @@ def to_png(fig: plt.Figure, dpi: int = 110) -> bytes:
 def png_image(png: bytes) -> Image.Image:
     """PNG bytes as the PIL image `mlflow.log_image` takes."""
     return Image.open(io.BytesIO(png))
+
+
+def save_pngs(figures: Mapping[str, bytes], folder: str | Path) -> Path:
+    """Write PNG bytes by file name into ``folder`` (made if missing), the one folder MLflow logs as artifacts."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, png in figures.items():
+        (folder / name).write_bytes(png)
+    return folder
 
 
 def matrix_png(

@@ -33,3 +33,8 @@ class Reject:
 
 def rejects_table(rejects: Iterable[Reject]) -> pa.Table:
     return pa.Table.from_pylist([asdict(r) for r in rejects], schema=SCHEMA)
+
+
+def reject_rate(rejected: int, processed: int) -> float:
+    """The share of processed items rejected; 0 when nothing was processed, so an empty batch passes."""
+    return rejected / max(1, processed)

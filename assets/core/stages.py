@@ -26,11 +26,12 @@ def read_shards(home: HomeResource, asset: str, partition: str) -> pa.Table:
     return shards.read_table(home.home.datasets, asset, partition)
 
 
-def with_rejects_specs(asset: str, deps: list[str], description: str, group: str, code_version: str, item: str) -> list[dg.AssetSpec]:
+def with_rejects_specs(asset: str, deps: list[str], description: str, group: str, item: str) -> list[dg.AssetSpec]:
+    """A stage's output spec and its rejects spec (code versions come from `versions.with_code_versions`)."""
     return [
-        dg.AssetSpec(asset, deps=deps, group_name=group, code_version=code_version, description=description),
+        dg.AssetSpec(asset, deps=deps, group_name=group, description=description),
         dg.AssetSpec(
-            f"{asset}_rejects", deps=deps, group_name=group, code_version=code_version,
+            f"{asset}_rejects", deps=deps, group_name=group,
             description=f"Every {item} that failed at the {asset} stage: item, stage, error type, message.",
         ),
     ]  # fmt: skip

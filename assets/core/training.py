@@ -1,7 +1,6 @@
 """What every training asset does the same way: profiles, checkpoint folders, logging, registration."""
 
 import os
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -30,11 +29,6 @@ def log_step(metrics: dict[str, float], step: int) -> None:
     """Every 10th training step and every evaluation: per-step writes would dominate a CPU run."""
     if step % 10 == 0 or "val_loss" in metrics:
         mlflow.log_metrics(metrics, step=step)
-
-
-def metric_key(name: str) -> str:
-    """MLflow metric names allow no parentheses: "zone-based (oracle)" becomes "zone-based_oracle"."""
-    return re.sub(r"[^\w\-. ]+", "_", name).replace(" ", "").strip("_")
 
 
 def register_model(tracking: MlflowResource, run: mlflow.ActiveRun, model_dir: str, name: str, tags: dict[str, str]) -> str:

@@ -2,7 +2,7 @@
 
 import os
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 import dagster as dg
 import mlflow
@@ -13,7 +13,8 @@ from assets.core.partitions import DATASETS
 from assets.core import plots
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown
 from assets.core.resources import HomeResource
-from assets.core.training import checkpoint_dir, log_step, register_model, training_metadata
+from assets.core.training import checkpoint_dir, log_step, profile_config, register_model, training_metadata
+from assets.core.versions import code_version
 from assets.cross_dataset import events, language_model
 from assets.scores import tables
 from assets.scores.songs import assign_splits, iter_songs
@@ -23,7 +24,6 @@ from storage.tracking import MlflowResource
 
 COMBINED = dg.StaticPartitionsDefinition(list(language_model.COMBINED_MODES))
 GROUP = "cross_dataset"
-CODE_VERSION = "1"
 
 
 class EventConfig(dg.Config):
@@ -31,69 +31,36 @@ class EventConfig(dg.Config):
     rows_per_shard: int = 20_000
 
 
-@dg.asset(partitions_def=DATASETS, deps=["notes"], group_name=GROUP, code_version=CODE_VERSION)
+@dg.asset(partitions_def=DATASETS, deps=["notes"], group_name=GROUP)
 def event_sequences(context: dg.AssetExecutionContext, config: EventConfig, home: HomeResource) -> dg.MaterializeResult:
     """MusPy event representation (4 steps per quarter, no velocity, end-of-sequence) with 8:1:1 splits."""
     root, partition = home.home.datasets, context.partition_key
     song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
     splits = assign_splits(song_ids, seed=config.split_seed)
-    notes_version = shards.read_manifest(root, "notes", partition).version
-    lengths = []
     with shards.ShardWriter(
-        root,
-        "event_sequences",
-        partition,
-        tables.EVENTS,
-        rows_per_shard=config.rows_per_shard,
-        code_version=CODE_VERSION,
-        upstream={"notes": notes_version},
+        root, "event_sequences", partition, tables.EVENTS, rows_per_shard=config.rows_per_shard,
+        code_version=code_version(context), upstream={"notes": shards.read_manifest(root, "notes", partition).version},
     ) as writer:
-        for song, notes in iter_songs(shards.iter_batches(root, "notes", [partition])):
-            codes = events.encode(notes)
-            lengths.append(len(codes))
-            writer.write([{"dataset": partition, "song": song, "split": splits[song], "n_events": len(codes), "events": codes.tolist()}])
-    counts = pd.Series(list(splits.values())).value_counts().to_dict()
+        lengths = events.write_sequences(partition, iter_songs(shards.iter_batches(root, "notes", [partition])), splits, writer)
+    summary = events.summary(lengths, splits)
     return dg.MaterializeResult(
         metadata={
             **manifest_metadata(writer.manifest),
             "vocab_size": events.VOCAB_SIZE,
-            "mean_events": float(pd.Series(lengths).mean()) if lengths else 0.0,
-            "splits": dg.MetadataValue.json(counts),
+            "mean_events": summary["mean_events"],
+            "splits": dg.MetadataValue.json(summary["splits"]),
         }
     )
 
 
 class MusicLMConfig(dg.Config):
-    """MusPy §2.5 hyperparameters; `smoke` shortens training for tests and the demo."""
+    """The MusPy §2.5 hyperparameters are the `paper` profile of models.music_lm; `smoke` is tiny."""
 
     profile: str = "smoke"
-    arch: str = "lstm"
-    embedding_dim: int = 128
-    hidden_dim: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    dropout: float = 0.5
-    seq_len: int = 64
-    batch_size: int = 16
-    lr: float = 1e-3
-    paper_steps: int = 10_000
-    smoke_steps: int = 60
-    patience: int = 10
+    arch: str = "lstm"  # rnn, lstm, gru or transformer
+    max_steps: int = 0  # 0: the profile's
     seed: int = 0
-    datasets: list[str] = []
-
-
-def lm_config(config: MusicLMConfig) -> lm.LMConfig:
-    """The model's own config: shared fields copied, steps and evaluation cadence from the profile."""
-    if config.profile not in ("smoke", "paper"):
-        raise dg.Failure(f"unknown profile {config.profile!r}: use 'smoke' or 'paper'")
-    smoke = config.profile == "smoke"
-    steps = config.smoke_steps if smoke else config.paper_steps
-    every = max(1, steps // 3) if smoke else 250
-    shared = {f.name: getattr(config, f.name) for f in fields(lm.LMConfig) if f.name in MusicLMConfig.model_fields}
-    return lm.LMConfig(
-        **shared, vocab_size=events.VOCAB_SIZE, max_steps=steps, eval_every=every, checkpoint_every=every
-    )
+    datasets: list[str] = []  # music_lm_combined only; default: every dataset with event sequences
 
 
 def registry_name(training_set: str) -> str:
@@ -110,7 +77,10 @@ def train_and_register(
     stratified: bool,
 ) -> dg.MaterializeResult:
     """Shared by per-dataset and combined models: train with resume, log, register as `candidate`."""
-    cfg = lm_config(config)
+    try:
+        cfg = language_model.model_config(profile_config(lm.PROFILES, config.profile, config.seed, config.max_steps), config.arch)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from exc
     root = home.home.datasets
     missing = [d for d in datasets if shards.read_manifest(root, "event_sequences", d) is None]
     if missing:
@@ -121,13 +91,7 @@ def train_and_register(
         model, result = language_model.train_on(
             root, datasets, cfg, ckpt_dir, log_step, stratified, progress=sys.stderr.isatty()
         )
-        device = next(model.parameters()).device
-        tests = {
-            d: lm.evaluate(model, language_model.sequence_source(root, d, "test")(), cfg.seq_len, device)
-            for d in datasets
-        }
-        test_loss = sum(t["loss"] * t["tokens"] for t in tests.values()) / max(1, sum(t["tokens"] for t in tests.values()))
-        test_ppl = float(torch.tensor(test_loss).exp())
+        test_ppl = language_model.perplexity_on_tests(root, model, datasets, cfg.seq_len, next(model.parameters()).device)
         mlflow.log_metrics({"test_perplexity": test_ppl, "steps": result.steps, "best_step": result.best_step})
         model_dir = os.path.join(ckpt_dir, "model")
         lm.save_model(model, cfg, model_dir)
@@ -142,7 +106,6 @@ def train_and_register(
     deps=["event_sequences"],
     group_name=GROUP,
     retry_policy=dg.RetryPolicy(max_retries=2),
-    code_version=CODE_VERSION,
 )
 def music_lm(
     context: dg.AssetExecutionContext, config: MusicLMConfig, home: HomeResource, tracking: MlflowResource
@@ -160,7 +123,6 @@ def combined_datasets(config: MusicLMConfig, home: HomeResource) -> list[str]:
     deps=[dg.AssetDep("event_sequences", partition_mapping=dg.AllPartitionMapping())],
     group_name=GROUP,
     retry_policy=dg.RetryPolicy(max_retries=2),
-    code_version=CODE_VERSION,
 )
 def music_lm_combined(
     context: dg.AssetExecutionContext, config: MusicLMConfig, home: HomeResource, tracking: MlflowResource
@@ -183,7 +145,6 @@ class PerplexityConfig(dg.Config):
     ],
     group_name=GROUP,
     io_manager_key="shard_io",
-    code_version=CODE_VERSION,
 )
 def cross_dataset_perplexity(
     context: dg.AssetExecutionContext, config: PerplexityConfig, home: HomeResource, tracking: MlflowResource
@@ -214,11 +175,9 @@ def cross_dataset_perplexity(
         for name in datasets:
             if name not in models:
                 continue
-            score = float(matrix.loc[name, name])
-            mlflow.log_metrics({f"in_domain_perplexity.{name}": score})
+            mlflow.log_metrics({f"in_domain_perplexity.{name}": float(matrix.loc[name, name])})
             if tracking.promote_if_better(registry_name(name), versions[name], "test_perplexity", lower_is_better=True):
                 promoted.append(name)
-    long = matrix.reset_index().melt(id_vars="trained on", var_name="tested on", value_name="perplexity")
     context.add_output_metadata(
         {
             "heatmap": dg.MetadataValue.md(png_markdown("cross-dataset perplexity", png)),
@@ -227,7 +186,7 @@ def cross_dataset_perplexity(
             "mlflow_run": tracking.run_url(run),
         }
     )
-    return long.rename(columns={"trained on": "trained_on", "tested on": "tested_on"})
+    return language_model.long_matrix(matrix)
 
 
 assets = [event_sequences, music_lm, music_lm_combined, cross_dataset_perplexity]

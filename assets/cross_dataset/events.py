@@ -7,9 +7,14 @@ lengths match the paper.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 import muspy
 import numpy as np
 import pyarrow as pa
+
+from storage import shards
 
 STEPS_PER_QUARTER = 4
 MAX_TIME_SHIFT = 100
@@ -43,3 +48,20 @@ def encode(notes: pa.Table) -> np.ndarray:
         dtype=np.int16,
     )
     return codes.reshape(-1)
+
+
+def write_sequences(
+    dataset: str, songs: Iterable[tuple[str, pa.Table]], splits: dict[str, str], writer: shards.ShardWriter
+) -> list[int]:
+    """Stream one `event_sequences` row per song into ``writer``; the songs' event counts come back."""
+    lengths = []
+    for song, notes in songs:
+        codes = encode(notes)
+        lengths.append(len(codes))
+        writer.write([{"dataset": dataset, "song": song, "split": splits[song], "n_events": len(codes), "events": codes.tolist()}])
+    return lengths
+
+
+def summary(lengths: list[int], splits: dict[str, str]) -> dict:
+    """Mean events per song and songs per split, as the UI shows them."""
+    return {"mean_events": float(np.mean(lengths)) if lengths else 0.0, "splits": dict(Counter(splits.values()))}

@@ -6,7 +6,9 @@ holds a dataset in memory.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,7 @@ import pyarrow.compute as pc
 import torch
 
 from assets.core import plots
+from assets.cross_dataset.events import VOCAB_SIZE
 from models import music_lm
 from models.training import FitResult
 from storage import shards
@@ -33,6 +36,32 @@ def sequence_source(datasets_root: str, dataset: str, split: str) -> Callable[[]
                 yield np.asarray(events, dtype=np.int64)
 
     return stream
+
+
+def model_config(base: music_lm.LMConfig, arch: str) -> music_lm.LMConfig:
+    """A profile's config for ``arch`` over the event vocabulary; an unknown arch fails before any data is read."""
+    if arch not in music_lm.ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {music_lm.ARCHS}")
+    return replace(base, arch=arch, vocab_size=VOCAB_SIZE)
+
+
+def pooled_perplexity(results: Iterable[dict[str, float]]) -> float:
+    """The perplexity over every token of several `music_lm.evaluate` results: exp of their
+    token-weighted mean loss, so a large test set counts for its size (not a mean of perplexities)."""
+    results = list(results)
+    tokens = sum(r["tokens"] for r in results)
+    if not tokens:
+        raise ValueError("no test token to score")
+    return math.exp(sum(r["loss"] * r["tokens"] for r in results) / tokens)
+
+
+def perplexity_on_tests(
+    datasets_root: str, model: torch.nn.Module, datasets: Sequence[str], seq_len: int, device: torch.device
+) -> float:
+    """``pooled_perplexity`` over the test splits of ``datasets``, the score a candidate is promoted by."""
+    return pooled_perplexity(
+        music_lm.evaluate(model, sequence_source(datasets_root, d, "test")(), seq_len, device) for d in datasets
+    )
 
 
 def train_on(
@@ -80,3 +109,9 @@ def heatmap_png(matrix: pd.DataFrame, title: str = "Cross-dataset perplexity") -
         matrix.to_numpy(dtype=float), list(matrix.index), list(matrix.columns), title=title,
         xlabel=matrix.columns.name or "", ylabel=matrix.index.name or "", colour_label="log perplexity", log=True,
     )
+
+
+def long_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
+    """The matrix as rows of (trained_on, tested_on, perplexity), the shape the shard store keeps."""
+    long = matrix.reset_index().melt(id_vars=matrix.index.name, var_name="tested on", value_name="perplexity")
+    return long.rename(columns={matrix.index.name: "trained_on", "tested on": "tested_on"})

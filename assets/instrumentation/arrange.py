@@ -2,8 +2,7 @@
 
 The input's pitched notes are downmixed exactly as the training data was (24 steps per quarter,
 one note per onset and pitch, sorted by onset then pitch), a part-separation model labels every
-note, and each part becomes a track with an instrument that suits it. Also here: the paper's
-Table 4.2 comparison of models and baselines on labelled test songs.
+note, and each part becomes a track with an instrument that suits it.
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ from collections.abc import Sequence
 
 import muspy
 import numpy as np
-import pandas as pd
 import torch
 
-from assets.instrumentation import baselines as part_baselines
 from assets.instrumentation.part_notes import resample
 from models.part_separation import RESOLUTION, PartSong
 from models import part_separation as ps
@@ -80,34 +77,3 @@ def labelled_music(song: PartSong, labels: np.ndarray, qpm: float = 100.0) -> mu
     velocity = np.full(len(song.pitch), 80)
     tracks = part_tracks(song.onset, song.duration, song.pitch, velocity, labels, song.part_names, song.scheme)
     return muspy.Music(resolution=RESOLUTION, tempos=[muspy.Tempo(0, qpm)], tracks=tracks)
-
-
-def baseline_rows(train: Sequence[PartSong], test: Sequence[PartSong], n_parts: int) -> list[dict]:
-    """Accuracy of the non-learned baselines on the test songs, rows of the Table 4.2 layout."""
-    labels = [s.label for s in test]
-    zones = part_baselines.fit_zones(train, n_parts)
-    predictions = {
-        ("zone-based", "offline"): [part_baselines.predict_zones(zones, s.pitch) for s in test],
-        ("zone-based (oracle)", "offline"): [part_baselines.predict_zones(part_baselines.oracle_zones(s), s.pitch) for s in test],
-        ("closest-pitch", "online, entry hints"): [part_baselines.closest_pitch_song(s) for s in test],
-        ("closest-pitch (mono)", "online, entry hints"): [part_baselines.closest_pitch_song(s, mono=True) for s in test],
-    }
-    return [
-        {"model": model, "setting": setting, "accuracy": 100 * part_baselines.accuracy(pred, labels)}
-        for (model, setting), pred in predictions.items()
-    ]
-
-
-def model_rows(arch: str, with_hints: dict, without_hints: dict) -> list[dict]:
-    setting = "online" if arch in ps.ONLINE else "offline"
-    return [
-        {"model": arch, "setting": f"{setting}, entry hints", "accuracy": 100 * with_hints["accuracy"]},
-        {"model": arch, "setting": setting, "accuracy": 100 * without_hints["accuracy"]},
-    ]
-
-
-def results_table(rows: list[dict]) -> pd.DataFrame:
-    """Baselines first, then models, accuracy in percent with two decimals (the paper's layout)."""
-    frame = pd.DataFrame(rows, columns=["model", "setting", "accuracy"])
-    frame["accuracy"] = frame["accuracy"].round(2)
-    return frame

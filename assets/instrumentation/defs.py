@@ -2,27 +2,22 @@
 
 
 import os
-import re
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import dagster as dg
 import mlflow
-import muspy
-import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 from mlflow.entities.model_registry import ModelVersion
 
-from assets.core.partitions import DATASETS
 from assets.core import plots
-from assets.core.rejects import Reject, rejects_table
-from assets.instrumentation import arrange as instrumentation
-from assets.instrumentation import baselines as part_baselines
-from assets.instrumentation import part_notes
+from assets.core.partitions import DATASETS
+from assets.core.rejects import rejects_table
+from assets.core.selection import NotMaterialized, pick_datasets
+from assets.instrumentation import arrangements, evaluation, part_notes
 from assets.scores.songs import assign_splits
-from assets.core.synth import RenderError, render_midi
 from models import part_separation as ps
 from models.training import default_device
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
@@ -31,16 +26,15 @@ from assets.core.tools import soundfont_path
 from assets.core.training import (
     checkpoint_dir,
     log_step,
-    metric_key,
     profile_config,
     register_model,
     training_metadata,
 )
+from assets.core.versions import code_version
 from storage import shards
 from storage.tracking import MlflowResource
 
 GROUP = "instrumentation"
-CODE_VERSION = "1"
 REGISTERED = "part_separation"
 ARCHS = dg.StaticPartitionsDefinition(list(ps.ARCHS))
 DEFAULT_DATASETS = ["bach_chorales"]
@@ -53,41 +47,35 @@ class PartNotesConfig(dg.Config):
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("part_notes", deps=["notes"], group_name=GROUP, code_version=CODE_VERSION),
-        dg.AssetSpec("part_notes_rejects", deps=["notes"], group_name=GROUP, code_version=CODE_VERSION),
+        dg.AssetSpec("part_notes", deps=["notes"], group_name=GROUP),
+        dg.AssetSpec("part_notes_rejects", deps=["notes"], group_name=GROUP),
     ],
     partitions_def=DATASETS,
     name="part_notes",
 )
 def part_notes_asset(context: dg.AssetExecutionContext, config: PartNotesConfig, home: HomeResource):
     """Part-labelled downmixes at 24 steps per quarter (one row per song), 8:1:1 split by song."""
-    root, partition = home.home.datasets, context.partition_key
-    if config.scheme and config.scheme not in part_notes.SCHEMES:
-        raise dg.Failure(f"unknown part scheme {config.scheme!r}; choose from {sorted(part_notes.SCHEMES)}")
-    scheme = part_notes.SCHEMES[config.scheme] if config.scheme else part_notes.default_scheme(partition)
+    root, partition, version = home.home.datasets, context.partition_key, code_version(context)
+    try:
+        scheme = part_notes.scheme_for(config.scheme, partition)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from exc
     song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
     splits = assign_splits(song_ids, seed=config.split_seed)
-    songs, rejects = [], []
-    for result in part_notes.iter_extract(shards.iter_batches(root, "notes", [partition]), lambda _: scheme, splits):
-        if isinstance(result, part_notes.Skip):
-            rejects.append(Reject(partition, result.song, "part_extract", "Skipped", result.reason))
-        else:
-            songs.append(result)
-    table = part_notes.to_table(songs)
+    songs, rejects = part_notes.extract_rejecting(partition, shards.iter_batches(root, "notes", [partition]), scheme, splits)
     manifest = shards.write_table(
-        root, "part_notes", partition, table, code_version=CODE_VERSION,
+        root, "part_notes", partition, part_notes.to_table(songs), code_version=version,
         upstream={"notes": shards.read_manifest(root, "notes", partition).version},
     )
     rejected = rejects_table(rejects)
-    rejects_manifest = shards.write_table(root, "part_notes_rejects", partition, rejected, code_version=CODE_VERSION)
-    counts = np.bincount(np.concatenate([s.label for s in songs]), minlength=len(scheme.labels)) if songs else []
+    rejects_manifest = shards.write_table(root, "part_notes_rejects", partition, rejected, code_version=version)
     yield dg.MaterializeResult(
         asset_key="part_notes",
         metadata={
             **manifest_metadata(manifest),
             "scheme": scheme.name,
-            "notes_per_part": dg.MetadataValue.json(dict(zip(scheme.labels, map(int, counts)))),
-            "splits": dg.MetadataValue.json(pd.Series([s.split for s in songs]).value_counts().to_dict()),
+            "notes_per_part": dg.MetadataValue.json(part_notes.notes_per_part(songs, scheme)),
+            "splits": dg.MetadataValue.json(part_notes.songs_per_split(songs)),
         },
     )
     yield dg.MaterializeResult(
@@ -102,11 +90,10 @@ def read_songs(home: HomeResource, datasets: list[str], split: str) -> list[part
 
 def part_datasets(home: HomeResource, requested: list[str]) -> list[str]:
     available = shards.list_partitions(home.home.datasets, "part_notes")
-    datasets = requested or [d for d in DEFAULT_DATASETS if d in available] or available[:1]
-    missing = [d for d in datasets if d not in available]
-    if missing or not datasets:
-        raise dg.Failure(f"part_notes not materialized for {missing or 'any dataset'}: materialize those partitions first")
-    return datasets
+    try:
+        return pick_datasets("part_notes", requested, available, DEFAULT_DATASETS, available[:1])
+    except NotMaterialized as exc:
+        raise dg.Failure(str(exc)) from exc
 
 
 class PartSepTrainConfig(dg.Config):
@@ -123,7 +110,6 @@ class PartSepTrainConfig(dg.Config):
     deps=[dg.AssetDep("part_notes", partition_mapping=dg.AllPartitionMapping())],
     group_name=GROUP,
     retry_policy=dg.RetryPolicy(max_retries=2),
-    code_version=CODE_VERSION,
 )
 def part_separation_model(
     context: dg.AssetExecutionContext, config: PartSepTrainConfig, home: HomeResource, tracking: MlflowResource
@@ -161,7 +147,6 @@ class PartSepEvalConfig(dg.Config):
     deps=[dg.AssetDep("part_separation_model", partition_mapping=dg.AllPartitionMapping())],
     group_name=GROUP,
     io_manager_key="shard_io",
-    code_version=CODE_VERSION,
 )
 def part_separation_eval(
     context: dg.AssetExecutionContext, config: PartSepEvalConfig, home: HomeResource, tracking: MlflowResource
@@ -173,35 +158,26 @@ def part_separation_eval(
     train_songs, test_songs = read_songs(home, datasets, "train"), read_songs(home, datasets, "test")
     if not test_songs:
         raise dg.Failure(f"{datasets} have no test songs")
-    part_names = test_songs[0].part_names
-    rows = instrumentation.baseline_rows(train_songs, test_songs, len(part_names))
     versions = {
         arch: v for arch, v in tracking.newest_by_tag(REGISTERED, "arch").items() if v.tags.get("datasets") == ",".join(datasets)
     }
     if not versions:
         raise dg.Failure(f"no {REGISTERED} version trained on {datasets}: materialize part_separation_model first")
-    scores, confusions = {}, {}
-    for arch, version in versions.items():
-        model, cfg = load_version(home, tracking, version)
-        with_hints, without = ps.evaluate(model, cfg, test_songs, True), ps.evaluate(model, cfg, test_songs, False)
-        rows += instrumentation.model_rows(arch, with_hints, without)
-        scores[arch] = {"test_accuracy": with_hints["accuracy"], "test_accuracy_no_hints": without["accuracy"]}
-        confusions[arch] = part_baselines.confusion_matrix(without["predictions"], without["labels"], len(part_names))
-        tracking.log_version_metrics(version, scores[arch])
-    table = instrumentation.results_table(rows)
-    ranked = sorted(versions, key=lambda a: scores[a]["test_accuracy_no_hints"], reverse=True)
-    best = ranked[0]
-    normalised = confusions[best] / np.maximum(confusions[best].sum(axis=1, keepdims=True), 1)
-    png = plots.matrix_png(
-        normalised, part_names, part_names, title=f"{best}: confusion on the test songs", xlabel="predicted part",
-        ylabel="true part", colour_label="share of the true part's notes", fmt="{:.2f}",
-    )
+    part_names = test_songs[0].part_names
+    baselines = evaluation.baseline_rows(train_songs, test_songs, len(part_names))
+    results = {
+        arch: evaluation.evaluate_arch(arch, *load_version(home, tracking, version), test_songs, len(part_names))
+        for arch, version in versions.items()
+    }
+    for arch, result in results.items():
+        tracking.log_version_metrics(versions[arch], result.scores)
+    table = evaluation.results_table(baselines + [row for result in results.values() for row in result.rows])
+    ranked = evaluation.ranked(results)
+    png = evaluation.confusion_png(results[ranked[0]].confusion, part_names, ranked[0])
     with tracking.run(context, run_name="part_separation_eval") as run:
-        for arch, metrics in scores.items():
-            mlflow.log_metrics({f"{arch}.{k}": v for k, v in metrics.items()})
-        mlflow.log_metrics({"baseline." + metric_key(r["model"]): r["accuracy"] for r in rows if r["model"] not in versions})
+        mlflow.log_metrics(evaluation.run_metrics(baselines, results))
         mlflow.log_text(table.to_csv(index=False), "table_4_2.csv")
-        mlflow.log_image(plots.png_image(png), f"confusion_{best}.png")
+        mlflow.log_image(plots.png_image(png), f"confusion_{ranked[0]}.png")
         promoted = [a for a in ranked if tracking.promote_if_better(REGISTERED, versions[a], "test_accuracy_no_hints", lower_is_better=False)]
     champion = tracking.get_alias_version(REGISTERED, "champion")
     context.add_output_metadata(
@@ -232,9 +208,7 @@ def champion(home: HomeResource, tracking: MlflowResource, alias: str):
     return version, *load_version(home, tracking, version)
 
 
-@dg.asset(
-    name="instrumentation", deps=["part_separation_eval"], group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION
-)
+@dg.asset(name="instrumentation", deps=["part_separation_eval"], group_name=GROUP, io_manager_key="shard_io")
 def instrumentation_asset(
     context: dg.AssetExecutionContext, config: InstrumentationConfig, home: HomeResource, tracking: MlflowResource
 ) -> pd.DataFrame:
@@ -242,44 +216,17 @@ def instrumentation_asset(
     version, model, cfg = champion(home, tracking, config.alias)
     part_names, scheme = tuple(version.tags.get("part_names", "").split(",")), version.tags.get("scheme", "")
     if config.inputs:
-        sources = [(Path(p).stem, muspy.read(p)) for p in config.inputs]
+        inputs = arrangements.read_inputs(config.inputs)
     else:
-        datasets = part_datasets(home, config.datasets)
-        sources = [
-            (s.song, instrumentation.labelled_music(s, s.label)) for s in read_songs(home, datasets, "test")[: config.examples]
-        ]
+        inputs = arrangements.example_inputs(read_songs(home, part_datasets(home, config.datasets), "test"), config.examples)
     out_dir = Path(home.home.cache) / "instrumentation" / context.run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    soundfont, rows, rolls = soundfont_path(), [], []
-    for name, music in sources:
-        row = {"input": name, "midi": "", "audio": "", "notes": 0, "error": ""}
-        try:
-            arranged = instrumentation.arrange(music, model, cfg, part_names, scheme)
-        except instrumentation.InstrumentationError as exc:
-            rows.append(row | {"error": str(exc)})
-            continue
-        stem = out_dir / re.sub(r"[^\w.-]+", "_", name)  # song names are dataset paths such as bach/bwv11.6.mxl
-        midi = stem.with_name(stem.name + ".mid")
-        muspy.write_midi(midi, arranged)
-        png = plots.pianoroll_png(arranged, f"{name} arranged", max_beats=32)
-        stem.with_name(stem.name + ".png").write_bytes(png)
-        rolls.append(png_markdown(name, png))
-        row |= {"midi": str(midi), "notes": sum(len(t.notes) for t in arranged.tracks)}
-        if soundfont is not None:
-            try:
-                wav = stem.with_name(stem.name + ".wav")
-                render_midi(midi, wav, soundfont)
-                row["audio"] = str(wav)
-            except RenderError as exc:
-                row["error"] = str(exc)
-        rows.append(row)
+    frame, rolls = arrangements.write_arrangements(inputs, model, cfg, part_names, scheme, out_dir, soundfont_path())
     with tracking.run(context, run_name="instrumentation") as run:
         mlflow.log_artifacts(str(out_dir), "arrangements")
-    frame = pd.DataFrame(rows, columns=["input", "midi", "audio", "notes", "error"])
     context.add_output_metadata(
         {
             "model_version": str(version.version),
-            "piano_rolls": dg.MetadataValue.md("\n\n".join(rolls)),
+            "piano_rolls": dg.MetadataValue.md("\n\n".join(png_markdown(name, png) for name, png in rolls)),
             "results": dg.MetadataValue.md(markdown_table(frame)),
             "mlflow_run": tracking.run_url(run),
         }

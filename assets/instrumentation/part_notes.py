@@ -26,12 +26,14 @@ Preparation of one song (:func:`extract`), following Arranger's ``collect_*.py``
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
 
+from assets.core.rejects import Reject
 from assets.scores.songs import assign_splits, iter_songs
 from models.part_separation import RESOLUTION, PartSong
 
@@ -132,6 +134,13 @@ def default_scheme(dataset: str) -> Scheme:
     return SCHEMES[DEFAULT_SCHEME.get(dataset, "lmd")]
 
 
+def scheme_for(name: str, dataset: str) -> Scheme:
+    """The scheme called ``name``, or the dataset's default one when ``name`` is empty."""
+    if name and name not in SCHEMES:
+        raise ValueError(f"unknown part scheme {name!r}; choose from {sorted(SCHEMES)}")
+    return SCHEMES[name] if name else default_scheme(dataset)
+
+
 def resample(ticks: np.ndarray, resolution: np.ndarray | int) -> np.ndarray:
     """Ticks at `resolution` per quarter to RESOLUTION per quarter, rounded half to even."""
     return np.rint(np.asarray(ticks, np.float64) * RESOLUTION / resolution).astype(np.int64)
@@ -218,6 +227,30 @@ def build(
     splits = assign_splits([r.song for r in results], seed)
     songs = [replace(r, split=splits[r.song]) for r in results if isinstance(r, PartSong)]
     return songs, [r for r in results if isinstance(r, Skip)]
+
+
+def extract_rejecting(
+    dataset: str, batches: Iterable[pa.RecordBatch], scheme: Scheme, splits: Mapping[str, str]
+) -> tuple[list[PartSong], list[Reject]]:
+    """Every song of one dataset's note batches under ``scheme``; a skipped song is a reject row."""
+    songs, rejects = [], []
+    for result in iter_extract(batches, lambda _: scheme, splits):
+        if isinstance(result, Skip):
+            rejects.append(Reject(dataset, result.song, "part_extract", "Skipped", result.reason))
+        else:
+            songs.append(result)
+    return songs, rejects
+
+
+def notes_per_part(songs: Iterable[PartSong], scheme: Scheme) -> dict[str, int]:
+    """How many notes each of the scheme's parts holds over the songs (0 for a part none of them has)."""
+    labels = [s.label for s in songs]
+    counts = np.bincount(np.concatenate(labels), minlength=len(scheme.labels)) if labels else np.zeros(len(scheme.labels))
+    return dict(zip(scheme.labels, map(int, counts)))
+
+
+def songs_per_split(songs: Iterable[PartSong]) -> dict[str, int]:
+    return dict(Counter(s.split for s in songs))
 
 
 PART_NOTES = pa.schema(

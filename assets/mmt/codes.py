@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from assets.scores.songs import iter_songs
 from assets.core.rejects import Reject
-from models import mmt_encoding
+from models.mmt import encoding as mmt_encoding
 from storage import shards
 
 ASSET = "mmt_codes"
@@ -51,6 +51,26 @@ def encode_songs(
             "n_notes": int((codes[:, 0] == mmt_encoding.TYPE_NOTE).sum()),
             "codes": codes.tolist(),
         }
+
+
+def write_encoded(rows: Iterable[dict | Reject], writer: shards.ShardWriter) -> tuple[list[Reject], list[int]]:
+    """Stream the code rows into ``writer``; the rejects and every written song's event count come back."""
+    rejects, lengths = [], []
+    for row in rows:
+        if isinstance(row, Reject):
+            rejects.append(row)
+        else:
+            lengths.append(row["n_events"])
+            writer.write([row])
+    return rejects, lengths
+
+
+def length_stats(lengths: Sequence[int], max_seq_len: int) -> dict[str, float | int]:
+    """Mean events per song and how many songs the ``max_seq_len`` cut (a sign it is too short)."""
+    return {
+        "mean_events": float(np.mean(lengths)) if len(lengths) else 0.0,
+        "truncated_songs": int(sum(n >= max_seq_len for n in lengths)),
+    }
 
 
 def to_codes(column: pa.ListArray) -> list[np.ndarray]:

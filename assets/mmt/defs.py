@@ -14,11 +14,13 @@ import pyarrow as pa
 from mlflow.entities.model_registry import ModelVersion
 
 from assets.core.partitions import DATASETS
-from assets.core.rejects import Reject, rejects_table
+from assets.core.rejects import rejects_table
+from assets.core.selection import NotMaterialized, pick_datasets
 from assets.mmt import codes as mmt_data
+from assets.mmt import evaluation
 from assets.mmt import sampling as mmt_sampling
 from assets.scores.songs import assign_splits
-from models import mmt, mmt_metrics
+from models import mmt
 from models.training import default_device
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from assets.core.resources import HomeResource
@@ -30,11 +32,11 @@ from assets.core.training import (
     register_model,
     training_metadata,
 )
+from assets.core.versions import code_version
 from storage import shards
 from storage.tracking import MlflowResource
 
 GROUP = "mmt"
-CODE_VERSION = "1"
 REGISTERED = "mmt"
 
 
@@ -46,38 +48,28 @@ class CodesConfig(dg.Config):
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("mmt_codes", deps=["notes"], group_name=GROUP, code_version=CODE_VERSION),
-        dg.AssetSpec("mmt_codes_rejects", deps=["notes"], group_name=GROUP, code_version=CODE_VERSION),
+        dg.AssetSpec("mmt_codes", deps=["notes"], group_name=GROUP),
+        dg.AssetSpec("mmt_codes_rejects", deps=["notes"], group_name=GROUP),
     ],
     partitions_def=DATASETS,
 )
 def mmt_codes(context: dg.AssetExecutionContext, config: CodesConfig, home: HomeResource):
     """MMT's six-field event codes per song (12 steps per quarter, 1,024 events at most), 8:1:1 split."""
-    root, partition = home.home.datasets, context.partition_key
+    root, partition, version = home.home.datasets, context.partition_key, code_version(context)
     song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
     splits = assign_splits(song_ids, seed=config.split_seed)
-    rejects, lengths = [], []
+    rows = mmt_data.encode_songs(partition, shards.iter_batches(root, "notes", [partition]), splits, config.max_seq_len)
     with shards.ShardWriter(
         root, mmt_data.ASSET, partition, mmt_data.CODES, rows_per_shard=config.rows_per_shard,
-        code_version=CODE_VERSION, upstream={"notes": shards.read_manifest(root, "notes", partition).version},
+        code_version=version, upstream={"notes": shards.read_manifest(root, "notes", partition).version},
     ) as writer:
-        for row in mmt_data.encode_songs(partition, shards.iter_batches(root, "notes", [partition]), splits, config.max_seq_len):
-            if isinstance(row, Reject):
-                rejects.append(row)
-                continue
-            lengths.append(row["n_events"])
-            writer.write([row])
+        rejects, lengths = mmt_data.write_encoded(rows, writer)
     rejected = rejects_table(rejects)
-    rejects_manifest = shards.write_table(root, "mmt_codes_rejects", partition, rejected, code_version=CODE_VERSION)
+    rejects_manifest = shards.write_table(root, "mmt_codes_rejects", partition, rejected, code_version=version)
     if rejects:
         context.log.warning(f"{len(rejects)} songs cannot be encoded, e.g. {rejects[0].item}: {rejects[0].message}")
     yield dg.MaterializeResult(
-        asset_key="mmt_codes",
-        metadata={
-            **manifest_metadata(writer.manifest),
-            "mean_events": float(np.mean(lengths)) if lengths else 0.0,
-            "truncated_songs": int(sum(n >= config.max_seq_len for n in lengths)),
-        },
+        asset_key="mmt_codes", metadata={**manifest_metadata(writer.manifest), **mmt_data.length_stats(lengths, config.max_seq_len)}
     )
     yield dg.MaterializeResult(
         asset_key="mmt_codes_rejects",
@@ -96,18 +88,16 @@ class MMTTrainConfig(dg.Config):
 
 def training_sets(home: HomeResource, requested: list[str]) -> list[str]:
     available = shards.list_partitions(home.home.datasets, mmt_data.ASSET)
-    datasets = requested or [d for d in mmt_data.DEFAULT_DATASETS if d in available] or available
-    missing = [d for d in datasets if d not in available]
-    if missing or not datasets:
-        raise dg.Failure(f"mmt_codes not materialized for {missing or 'any dataset'}: materialize those partitions first")
-    return datasets
+    try:
+        return pick_datasets(mmt_data.ASSET, requested, available, mmt_data.DEFAULT_DATASETS, available)
+    except NotMaterialized as exc:
+        raise dg.Failure(str(exc)) from exc
 
 
 @dg.asset(
     deps=[dg.AssetDep("mmt_codes", partition_mapping=dg.AllPartitionMapping())],
     group_name=GROUP,
     retry_policy=dg.RetryPolicy(max_retries=2),
-    code_version=CODE_VERSION,
 )
 def mmt_model(
     context: dg.AssetExecutionContext, config: MMTTrainConfig, home: HomeResource, tracking: MlflowResource
@@ -146,7 +136,7 @@ def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVer
     return mmt.load_model(tracking.fetch(version, home.home.cache), default_device())
 
 
-@dg.asset(deps=["mmt_model"], group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
+@dg.asset(deps=["mmt_model"], group_name=GROUP, io_manager_key="shard_io")
 def mmt_samples(
     context: dg.AssetExecutionContext, config: SamplesConfig, home: HomeResource, tracking: MlflowResource
 ) -> pa.Table:
@@ -161,19 +151,16 @@ def mmt_samples(
         model, test_songs, test_codes, mmt_sampling.MODES, config.per_mode, config.continuation_beats, config.max_len, config.seed
     )
     out_dir = os.path.join(home.home.cache, "mmt_samples", context.run_id)
-    soundfont = soundfont_path()
-    rows = [mmt_sampling.write_sample(s, Path(out_dir), soundfont) | {"model_version": str(version.version)} for s in samples]
-    table = pa.Table.from_pylist(rows, schema=mmt_sampling.SAMPLES)
+    table = mmt_sampling.samples_table(samples, Path(out_dir), soundfont_path(), str(version.version))
     with tracking.run(context, run_name="mmt_samples") as run:
         mlflow.log_artifacts(out_dir, "samples")
-        mlflow.log_metrics({"generated_notes_per_second": float(np.mean([r["notes_per_second"] for r in rows]))})
-    rolls = [png_markdown(f"{r['mode']} {r['index']}", open(r["midi"][:-4] + ".png", "rb").read()) for r in rows if r["index"] == 0]
+        mlflow.log_metrics({"generated_notes_per_second": float(np.mean(table.column("notes_per_second").to_numpy()))})
     context.add_output_metadata(
         {
             "model_version": str(version.version),
-            "samples": len(rows),
-            "rendered": sum(bool(r["audio"]) for r in rows),
-            "piano_rolls": dg.MetadataValue.md("\n\n".join(rolls)),
+            "samples": table.num_rows,
+            "rendered": sum(bool(a) for a in table.column("audio").to_pylist()),
+            "piano_rolls": dg.MetadataValue.md("\n\n".join(png_markdown(n, png) for n, png in mmt_sampling.piano_rolls(table))),
             "preview": preview(table.drop_columns(["codes"])),
             "sample_dir": dg.MetadataValue.path(out_dir),
             "mlflow_run": tracking.run_url(run),
@@ -187,7 +174,7 @@ class EvalConfig(dg.Config):
     datasets: list[str] = []
 
 
-@dg.asset(group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
+@dg.asset(group_name=GROUP, io_manager_key="shard_io")
 def mmt_eval(
     context: dg.AssetExecutionContext, config: EvalConfig, home: HomeResource, tracking: MlflowResource, mmt_samples: pa.Table
 ) -> pd.DataFrame:
@@ -198,21 +185,10 @@ def mmt_eval(
     model, cfg = load_version(home, tracking, version)
     datasets = training_sets(home, config.datasets)
     _, test_codes = mmt_data.read_sequences(home.home.datasets, datasets, "test")
-    test_loss = mmt.evaluate(model, mmt.val_batches(test_codes, cfg))["val_loss"]
-    frame = mmt_samples.drop_columns(["codes"]).to_pandas()
-    samples = mmt_data.to_codes(mmt_samples.column("codes").combine_chunks())
-    rows = []
-    for mode in mmt_sampling.MODES:
-        picked = [c for c, m in zip(samples, frame["mode"]) if m == mode]
-        result = mmt_metrics.compare(picked, test_codes, n_beats=config.n_beats)
-        speed = frame.loc[frame["mode"] == mode, "notes_per_second"].mean()
-        rows.append({"mode": mode, **result, "notes_per_second": float(speed)})
-    table = pd.DataFrame(rows)
-    metrics = {"test_loss": test_loss, "notes_per_second": float(frame["notes_per_second"].mean())}
-    for row in rows:
-        metrics |= {f"{row['mode']}.{k}": float(v) for k, v in row.items() if k != "mode" and np.isfinite(v)}
+    test_loss = evaluation.test_loss(model, cfg, test_codes)
+    table = evaluation.mode_table(mmt_samples, test_codes, config.n_beats)
     with tracking.run(context, run_name="mmt_eval") as run:
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(evaluation.eval_metrics(table, test_loss, mmt_samples))
         mlflow.log_text(table.to_csv(index=False), "mmt_eval.csv")
         tracking.log_version_metrics(version, {"test_loss": test_loss})
         promoted = tracking.promote_if_better(REGISTERED, version, "test_loss", lower_is_better=True)

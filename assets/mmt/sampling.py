@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from assets.core import plots
 from assets.core.synth import RenderError, render_midi
-from models import mmt, mmt_encoding
+from models import mmt
+from models.mmt import encoding as mmt_encoding
 
 MODES = ("unconditioned", "instrument", "continuation")
 
@@ -128,3 +130,15 @@ def write_sample(sample: Sample, out_dir: Path, soundfont: str | None) -> dict:
         "render_error": error,
         "codes": sample.codes.tolist(),
     }
+
+
+def samples_table(samples: list[Sample], out_dir: Path, soundfont: str | None, model_version: str) -> pa.Table:
+    """Every sample written out (``write_sample``) as one ``SAMPLES`` table of the model version that made them."""
+    rows = [write_sample(s, out_dir, soundfont) | {"model_version": model_version} for s in samples]
+    return pa.Table.from_pylist(rows, schema=SAMPLES)
+
+
+def piano_rolls(table: pa.Table) -> list[tuple[str, bytes]]:
+    """The piano roll written beside the first sample of each mode, named "<mode> 0"."""
+    firsts = table.filter(pc.field("index") == 0).select(["mode", "index", "midi"]).to_pylist()
+    return [(f"{r['mode']} {r['index']}", Path(r["midi"]).with_suffix(".png").read_bytes()) for r in firsts]

@@ -2,7 +2,6 @@
 
 import os
 import sys
-from dataclasses import asdict
 
 import dagster as dg
 import mlflow
@@ -11,29 +10,29 @@ from tqdm import tqdm
 
 from assets.core.partitions import DATASETS
 from assets.core.metadata import manifest_metadata, png_markdown, preview
-from assets.core.rejects import Reject, rejects_table
+from assets.core.plots import save_pngs
+from assets.core.rejects import reject_rate, rejects_table
 from assets.core.resources import HomeResource, QualityGates
-from assets.scores import ingest, stats, tables
-from assets.scores.datasets import ScoreItem, download, get_info, list_items
+from assets.core.versions import code_version
+from assets.scores import checks, ingest, stats, tables
+from assets.scores.datasets import download, get_info, list_items
 from storage import shards
 from storage.tracking import MlflowResource
 
 GROUP = "scores"
-CODE_VERSION = "1"
 
 
 class ScoreFilesConfig(dg.Config):
     download: bool = False  # fetch a remote dataset first (otherwise it must have been downloaded)
 
 
-@dg.asset(partitions_def=DATASETS, group_name=GROUP, io_manager_key="shard_io", code_version=CODE_VERSION)
+@dg.asset(partitions_def=DATASETS, group_name=GROUP, io_manager_key="shard_io")
 def score_files(context: dg.AssetExecutionContext, config: ScoreFilesConfig, home: HomeResource) -> pd.DataFrame:
     """The score files of one dataset: a music21-corpus collection, a downloaded or a local folder."""
     name, paths = context.partition_key, home.home
     if config.download and get_info(name, paths.local_datasets).kind == "remote":
         download(name, paths.raw, progress=sys.stderr.isatty())
-    items = list_items(name, paths.raw, paths.local_datasets)
-    frame = pd.DataFrame([asdict(item) for item in items], columns=["dataset", "item_id", "path", "format", "number"])
+    frame = ingest.items_frame(list_items(name, paths.raw, paths.local_datasets))
     context.add_output_metadata(
         {"items": len(frame), "formats": dg.MetadataValue.json(frame["format"].value_counts().to_dict())}
     )
@@ -56,9 +55,9 @@ INGEST_CHECKS = [
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("songs", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
-        dg.AssetSpec("notes", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
-        dg.AssetSpec("notes_rejects", deps=["score_files"], group_name=GROUP, code_version=CODE_VERSION),
+        dg.AssetSpec("songs", deps=["score_files"], group_name=GROUP),
+        dg.AssetSpec("notes", deps=["score_files"], group_name=GROUP),
+        dg.AssetSpec("notes_rejects", deps=["score_files"], group_name=GROUP),
     ],
     check_specs=INGEST_CHECKS,
     partitions_def=DATASETS,
@@ -72,34 +71,21 @@ def ingest_scores(
     score_files: pd.DataFrame,
 ):
     """Parse every score once; songs, notes and rejects come out of the same pass."""
-    items = [
-        ScoreItem(r.dataset, r.item_id, r.path, r.format, None if pd.isna(r.number) else int(r.number))
-        for r in score_files.itertuples()
-    ]
-    root, partition = home.home.datasets, context.partition_key
-    songs, rejects = [], []
+    items = ingest.frame_items(score_files)
+    root, partition, version = home.home.datasets, context.partition_key, code_version(context)
     bar = tqdm(total=len(items), desc=f"ingest {partition}", unit="file", disable=None)
-    with shards.ShardWriter(
-        root, "notes", partition, tables.NOTES, rows_per_shard=config.rows_per_shard, code_version=CODE_VERSION
-    ) as writer:
-        for result in ingest.parse_all(
-            items,
-            workers=config.workers or None,
-            resolution=config.resolution,
-            max_bytes=int(config.max_file_mb * 1e6),
-            on_result=bar.update,
-        ):
-            if isinstance(result, Reject):
-                rejects.append(result)
-            else:
-                songs.append(result.song)
-                writer.write(result.notes)
+    results = ingest.parse_all(
+        items, workers=config.workers or None, resolution=config.resolution,
+        max_bytes=int(config.max_file_mb * 1e6), on_result=bar.update,
+    )  # fmt: skip
+    with shards.ShardWriter(root, "notes", partition, tables.NOTES, rows_per_shard=config.rows_per_shard, code_version=version) as writer:
+        songs, rejects = ingest.write_parsed(results, writer)
     bar.close()
     notes_manifest = writer.manifest
-    songs_manifest = shards.write_table(root, "songs", partition, ingest.songs_table(songs), code_version=CODE_VERSION)
+    songs_manifest = shards.write_table(root, "songs", partition, ingest.songs_table(songs), code_version=version)
     rejected = rejects_table(rejects)
-    rejects_manifest = shards.write_table(root, "notes_rejects", partition, rejected, code_version=CODE_VERSION)
-    reject_rate = len(rejects) / max(1, len(items))
+    rejects_manifest = shards.write_table(root, "notes_rejects", partition, rejected, code_version=version)
+    rate = reject_rate(len(rejects), len(items))
     context.log.info(f"{len(songs)} songs, {notes_manifest.rows} notes, {len(rejects)} rejects")
 
     yield dg.MaterializeResult(
@@ -111,7 +97,7 @@ def ingest_scores(
         asset_key="notes_rejects",
         metadata={
             **manifest_metadata(rejects_manifest),
-            "reject_rate": reject_rate,
+            "reject_rate": rate,
             "by_error": dg.MetadataValue.json(rejected.to_pandas()["error_type"].value_counts().to_dict()),
             "preview": preview(rejected),
         },
@@ -122,34 +108,28 @@ def ingest_scores(
         passed=notes_manifest.schema == tables.NOTES.to_string(),
         metadata={"schema": notes_manifest.schema},
     )
-    problems = shards.verify(root, "notes", partition) + [
-        f"{s.name} is empty" for s in notes_manifest.shards if s.rows == 0
-    ]
+    problems = checks.shard_problems(root, "notes", partition, notes_manifest)
     yield dg.AssetCheckResult(
         check_name="notes_shards_intact",
         asset_key="notes",
-        passed=not problems and notes_manifest.rows > 0,
+        passed=not problems,
         metadata={"problems": dg.MetadataValue.json(problems), "rows": notes_manifest.rows},
     )
     yield dg.AssetCheckResult(
         check_name="notes_reject_rate",
         asset_key="notes",
-        passed=reject_rate <= quality.max_reject_rate,
-        metadata={"reject_rate": reject_rate, "threshold": quality.max_reject_rate, "rejects": len(rejects)},
+        passed=rate <= quality.max_reject_rate,
+        metadata={"reject_rate": rate, "threshold": quality.max_reject_rate, "rejects": len(rejects)},
     )
 
 
-@dg.asset(partitions_def=DATASETS, deps=["songs"], group_name=GROUP, code_version=CODE_VERSION)
+@dg.asset(partitions_def=DATASETS, deps=["songs"], group_name=GROUP)
 def dataset_stats(context: dg.AssetExecutionContext, home: HomeResource, tracking: MlflowResource) -> dg.MaterializeResult:
     """Song length, initial tempo and key histograms (MusPy §2.4), in the UI and in MLflow."""
     partition = context.partition_key
     songs = shards.read_table(home.home.datasets, "songs", [partition]).to_pandas()
     figures = stats.histograms(songs, partition)
-    out_dir = os.path.join(home.home.cache, "plots", "dataset_stats", partition)
-    os.makedirs(out_dir, exist_ok=True)
-    for name, png in figures.items():
-        with open(os.path.join(out_dir, name), "wb") as f:
-            f.write(png)
+    out_dir = str(save_pngs(figures, os.path.join(home.home.cache, "plots", "dataset_stats", partition)))
     summary = stats.summary(songs)
     with tracking.run(context, run_name=f"dataset_stats-{partition}") as run:
         mlflow.log_metrics(summary)

@@ -13,16 +13,18 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import muspy
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from assets.core.rejects import Reject
 from assets.scores import tables
 from assets.scores.datasets import ScoreItem
 from assets.scores.readers import read_item
+from storage import shards
 
 DEFAULT_QPM = 120.0
 
@@ -191,6 +193,33 @@ def _isolated(item: ScoreItem, resolution: int, max_bytes: int) -> Parsed | Reje
     except BrokenProcessPool as error:
         return Reject(item.dataset, item.item_id, "read", "WorkerCrashed", f"the parser process died: {error}")
 
+ITEM_COLUMNS = ["dataset", "item_id", "path", "format", "number"]
+
+
+def items_frame(items: Iterable[ScoreItem]) -> pd.DataFrame:
+    """The `score_files` table: one row per item, ``number`` NaN where there is none."""
+    return pd.DataFrame([asdict(item) for item in items], columns=ITEM_COLUMNS)
+
+
+def frame_items(frame: pd.DataFrame) -> list[ScoreItem]:
+    """The items of a `score_files` table (its ``number`` column comes back as float with NaN)."""
+    return [
+        ScoreItem(r.dataset, r.item_id, r.path, r.format, None if pd.isna(r.number) else int(r.number))
+        for r in frame.itertuples()
+    ]
+
+
+def write_parsed(results: Iterable[Parsed | Reject], writer: shards.ShardWriter) -> tuple[list[dict], list[Reject]]:
+    """Stream every parsed score's notes into ``writer``; the song rows and the rejects come back, in
+    item order, so songs, notes and rejects all come out of one parsing pass."""
+    songs, rejects = [], []
+    for result in results:
+        if isinstance(result, Reject):
+            rejects.append(result)
+        else:
+            songs.append(result.song)
+            writer.write(result.notes)
+    return songs, rejects
 
 
 def songs_table(songs: Iterable[dict]) -> pa.Table:

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
-from assets.violin.render import render
+from assets.violin.render import check_length, render, tempo_for
 from assets.violin.scores import RESOLUTION
 from assets.violin.sources import SAMPLE_RATE
 from assets.core.plots import plt, to_png
@@ -314,3 +314,49 @@ def plot_alignment(spectrogram_db: np.ndarray, starts: np.ndarray, ends: np.ndar
     ax.set_yticks(octaves, [f"C{3 + k}" for k in range(len(octaves))])
     ax.set(xlabel="time (s)", ylabel="pitch", title=title, xlim=seconds or extent[:2])
     return to_png(fig)
+
+
+# ---------------------------------------------------------------- one recording, end to end
+
+ALIGNERS = {"v1": align_v1, "v2": align_v2}
+PLOT_SECONDS = 10.0  # the window of the alignment figure: a whole movement at once is too dense to read
+
+
+class NoteCountMismatch(ValueError):
+    """A published alignment whose rows are not the score's notes, so it cannot be compared note by note."""
+
+
+def rendering_for(notes: np.ndarray, seconds: float, baroque_tuning: bool, soundfont: str | Path,
+                  out_wav: str | Path) -> tuple[float, int, np.ndarray]:
+    """Tempo, transposition and audio of the rendering a recording is aligned against: the score at the
+    one tempo that lasts the slice's ``seconds`` (``LengthMismatch`` when no violinist would play it),
+    a semitone down for a recording in baroque tuning."""
+    transpose = -1 if baroque_tuning else 0
+    qpm = tempo_for(notes, seconds)
+    check_length(notes, qpm, seconds)
+    return qpm, transpose, render_score(notes, qpm, soundfont, out_wav, transpose=transpose)
+
+
+def align_notes(method: str, recording: np.ndarray, rendering: np.ndarray, notes: np.ndarray, qpm: float,
+                resolution: int = RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end in the recording (seconds) of every score note (ticks), the rendering played at ``qpm``."""
+    score_seconds = notes[:, :2] * 60.0 / (qpm * resolution)
+    starts, ends, _ = ALIGNERS[method](recording, rendering, score_seconds[:, 0], score_seconds[:, 1])
+    return starts, ends
+
+
+def alignment_png(recording: np.ndarray, starts: np.ndarray, ends: np.ndarray, pitches: np.ndarray, title: str,
+                  seconds: float = PLOT_SECONDS) -> bytes:
+    """``plot_alignment`` of the first ``seconds`` from the first aligned note, over just that audio's spectrogram."""
+    first = float(np.floor(np.min(starts)))
+    window = (first, first + seconds)
+    spectrogram = cqt_db(recording[: int(window[1] * SAMPLE_RATE)])
+    return plot_alignment(spectrogram, starts, ends, pitches, title=title, seconds=window)
+
+
+def published_agreement(path: str | Path, starts: np.ndarray) -> dict[str, float]:
+    """``onset_agreement`` of the starts with a published alignment CSV of the same notes."""
+    reference = read_alignment_csv(path)
+    if len(reference) != len(starts):
+        raise NoteCountMismatch(f"{path} has {len(reference)} notes, the score {len(starts)}: not compared")
+    return onset_agreement(starts, reference[:, 0])

@@ -209,3 +209,15 @@ def clip_preview_png(clip: Clip, title: str = "") -> bytes:
               linewidth=1.5)
     ax.set(xlabel="time (s)", ylabel="mel bin", title=title)
     return to_png(fig)
+
+
+def split_counts(table: pa.Table) -> dict[str, int]:
+    """Clips per split, as the UI shows them."""
+    return {s["values"]: s["counts"] for s in table.column("split").value_counts().to_pylist()}
+
+
+def first_clip_png(table: pa.Table, title: str) -> bytes | None:
+    """``clip_preview_png`` of a clip table's first clip; None for a recording without clips."""
+    if not table.num_rows:
+        return None
+    return clip_preview_png(to_clips(table.slice(0, 1), performer_vocabulary(table))[0], title)

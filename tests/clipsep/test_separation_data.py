@@ -1,12 +1,10 @@
 import numpy as np
 import pyarrow as pa
-from transformers import CLIPImageProcessorPil, CLIPProcessor
+import pytest
 
 from assets.clipsep import separation_data
-from assets.videos.defs import AUDIO, EMBEDDINGS
-from assets.clipsep.defs import text_sources
-from models import clip_embed
-from models.clipsep import CLIP_SAMPLES, SAMPLE_RATE, Source
+from assets.videos.tables import AUDIO, EMBEDDINGS
+from models.clipsep import CLIP_SAMPLES, SAMPLE_RATE
 
 
 def tables(seconds: float = 10.0, start: float = 2.0):
@@ -37,14 +35,13 @@ def test_windows_are_whole_clips_queried_by_the_frames_around_their_middle():
     assert separation_data.sources(audio, embeddings, "test") == []  # "w" has no frames
 
 
-def test_text_queries_come_from_a_semantic_clip_only(tmp_path):
-    bundle = clip_embed.load_clip(clip_embed.SMALL_CLIP, "cpu")
-    test = [Source(np.zeros(CLIP_SAMPLES, np.float32), np.ones((3, 512), np.float32), label) for label in ("flute", "oboe", "flute")]
-    assert text_sources(test, clip_embed.SMALL_CLIP) is None
-    bundle.model.save_pretrained(tmp_path)  # the same weights as a real checkpoint, which loads as semantic
-    CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=bundle.tokenizer).save_pretrained(tmp_path)
-    texts = text_sources(test, str(tmp_path))
-    expected = clip_embed.embed_texts(bundle, ["flute", "oboe"])
-    assert np.allclose(texts[0].query, expected[0], atol=1e-5) and np.allclose(texts[1].query, expected[1], atol=1e-5)
-    assert np.array_equal(texts[0].query, texts[2].query) and [t.label for t in texts] == ["flute", "oboe", "flute"]
-    assert text_sources([*test[:2], Source(test[0].audio, test[0].query, None)], str(tmp_path)) is None
+def test_split_sources_count_frames_from_each_clip_start_and_name_the_one_clip_model():
+    audio, embeddings = tables()
+    videos = pa.table({"id": ["v", "w"], "start": [2.0, 0.0]})
+    found, model = separation_data.split_sources(audio, embeddings, videos, "train")
+    assert model == "m" and [s.query[:, 0].tolist() for s in found] == [
+        s.query[:, 0].tolist() for s in separation_data.sources(audio, embeddings, "train", {"v": 2.0})
+    ]
+    mixed = pa.concat_tables([embeddings, embeddings.set_column(3, "model", pa.array(["n"] * embeddings.num_rows))])
+    with pytest.raises(separation_data.MixedEmbeddings, match=r"\['m', 'n'\]"):
+        separation_data.split_sources(audio, mixed, videos, "train")

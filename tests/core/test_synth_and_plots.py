@@ -44,3 +44,9 @@ def test_plots_are_png_images_of_sensible_size(tmp_path: Path):
         (tmp_path / "p.png").write_bytes(png)
         with Image.open(tmp_path / "p.png") as image:
             assert image.format == "PNG" and image.width > 300 and image.height > 150
+
+
+def test_save_pngs_writes_each_figure_under_its_name(tmp_path: Path):
+    folder = plots.save_pngs({"a.png": b"\x89PNG a", "b.png": b"\x89PNG b"}, tmp_path / "new" / "plots")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"]
+    assert (folder / "b.png").read_bytes() == b"\x89PNG b"

@@ -61,3 +61,17 @@ def test_assign_splits_is_seeded_and_order_free():
     counts = {k: list(a.values()).count(k) for k in song_rows.SPLITS}
     assert counts == {"train": 80, "valid": 10, "test": 10}
     assert np.unique(list(a.values())).tolist() == ["test", "train", "valid"]
+
+
+def test_write_sequences_streams_a_row_per_song_and_summarises_lengths(tmp_path):
+    from storage import shards
+
+    songs = [("a", note_rows("a", [(0, 0, 24, 60)])), ("b", note_rows("b", [(0, 0, 24, 60), (0, 24, 24, 62)]))]
+    splits = {"a": "train", "b": "test"}
+    with shards.ShardWriter(str(tmp_path), "event_sequences", "toy", tables.EVENTS) as writer:
+        lengths = events.write_sequences("toy", songs, splits, writer)
+    rows = shards.read_table(str(tmp_path), "event_sequences", "toy").to_pylist()
+    assert [(r["song"], r["split"], r["n_events"]) for r in rows] == [("a", "train", 4), ("b", "test", 7)] and lengths == [4, 7]
+    assert rows[1]["events"] == events.encode(songs[1][1]).tolist()
+    assert events.summary(lengths, splits) == {"mean_events": 5.5, "splits": {"train": 1, "test": 1}}
+    assert events.summary([], {}) == {"mean_events": 0.0, "splits": {}}

@@ -234,3 +234,22 @@ def test_bach_chorales(chorales):
         assert np.all(np.diff(s.onset * 128 + s.pitch) > 0) and np.all(s.duration > 0)
     splits = np.array([s.split for s in songs])
     assert 0.7 < np.mean(splits == "train") < 0.9 and np.sum(splits == "test") >= 25
+
+
+def test_scheme_for_a_name_or_the_datasets_default():
+    assert pn.scheme_for("", "haydn_quartets") is QUARTET and pn.scheme_for("lmd", "bach_chorales") is LMD
+    with pytest.raises(ValueError, match="unknown part scheme 'ssaattbb'"):
+        pn.scheme_for("ssaattbb", "bach_chorales")
+
+
+def test_extract_rejecting_keeps_songs_and_turns_skips_into_rejects():
+    table = toy_corpus(8)
+    splits = {f"song{i:02d}": "train" if i % 2 else "test" for i in range(8)}
+    songs, rejects = pn.extract_rejecting("bach_chorales", table.to_batches(max_chunksize=20), SATB, splits)
+    assert [s.song for s in songs] == [f"song{i:02d}" for i in range(1, 7)]  # songs 0 and 7 are too thin
+    assert [(r.dataset, r.item, r.stage, r.error_type) for r in rejects] == [
+        ("bach_chorales", "song00", "part_extract", "Skipped"), ("bach_chorales", "song07", "part_extract", "Skipped")
+    ]
+    assert pn.songs_per_split(songs) == {"train": 3, "test": 3}
+    assert pn.notes_per_part(songs, SATB) == {"Soprano": 6 * 12, "Alto": 0, "Tenor": 0, "Bass": 6 * 12}
+    assert pn.notes_per_part([], SATB) == {"Soprano": 0, "Alto": 0, "Tenor": 0, "Bass": 0}

@@ -90,3 +90,22 @@ def test_failed_save_keeps_previous_file_and_leaves_no_temporary(tmp_path):
         atomic_save({"step": 2, "unpicklable": lambda: None}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_checkpoint_keeps_further_named_states_beside_the_model(tmp_path):
+    model, optimizer, scheduler = _trained(0)
+    critic, critic_opt, critic_sched = _trained(2)
+    others = {"critic": critic, "critic_optimizer": critic_opt, "critic_scheduler": critic_sched, "unused": None}
+    save_checkpoint(tmp_path / "c.pt", model, optimizer, Checkpoint(step=3), scheduler, others)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert state["unused"] is None and state["critic_scheduler"] == critic_sched.state_dict()
+
+    fresh_critic, fresh_opt, fresh_sched = _trained(3)
+    load_checkpoint(tmp_path / "c.pt", _trained(4)[0], others={"critic": fresh_critic, "critic_optimizer": fresh_opt,
+                                                                 "critic_scheduler": fresh_sched})  # fmt: skip
+    for a, b in zip(critic.state_dict().values(), fresh_critic.state_dict().values()):
+        assert torch.equal(a, b)
+    assert fresh_sched.state_dict() == critic_sched.state_dict()
+    assert fresh_opt.param_groups[0]["lr"] == critic_opt.param_groups[0]["lr"]
+    with pytest.raises(ValueError, match="step"):
+        save_checkpoint(tmp_path / "d.pt", model, optimizer, Checkpoint(step=3), others={"step": critic})

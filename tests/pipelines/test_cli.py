@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 import pyarrow as pa
 
 from pipelines.cli import main
@@ -30,3 +31,55 @@ def test_report_writes_heatmap_and_table(home, tmp_path, capsys):
     assert [line.split(" | ")[0] for line in out[4:7]] == ["| a", "| b", "| all"]
     assert png.read_bytes().startswith(b"\x89PNG")
     assert "(no part_separation_eval yet: run `baton experiment --branch instrumentation`)" in out
+
+
+def test_every_command_still_parses():
+    from pipelines.cli import parser
+
+    commands = [
+        ["demo"], ["demo", "--datasets", "bach_chorales"], ["ui", "--dagster-port", "3001"], ["datasets", "list"],
+        ["datasets", "download", "lmd"], ["datasets", "add-local", "mine", "/tmp"], ["ingest", "bach_chorales"],
+        ["experiment", "--branch", "video", "--profile", "demo", "--clip-model", "baton/small-clip", "--per-instrument", "2"],
+        ["experiment", "--branch", "performance", "--method", "v1", "--vocoder-profile", "none", "--manifest", "release"],
+        ["experiment", "--branch", "instrumentation", "--archs", "lstm", "bilstm", "--steps", "10", "--stage", "data"],
+        ["instrument", "a.mid", "b.mid", "--audio", "b.wav"], ["perform", "a.mxl", "a.wav", "--qpm", "90", "--png", "a.png"],
+        ["separate", "m.wav", "o.wav", "--query", "violin"], ["report", "--section", "mmt"],
+    ]  # fmt: skip
+    for argv in commands:
+        assert callable(parser().parse_args(argv).func), argv
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["experiment", "--branch", "mmt", "--arch", "gru"], "error: --arch does not apply to the mmt branch"),
+        (["experiment", "--branch", "instrumentation", "--archs", "cnn"], "error: --archs: unknown cnn"),
+        (["experiment", "--profile", "demo"], "error: the demo profile is the video branch's"),
+        (["experiment", "--datasets", "no_such_set"], "error: unknown dataset 'no_such_set'"),
+        (["experiment", "--stage", "train"], "baton experiment: error: argument --stage: invalid choice: 'train'"),
+        (["ingest", "no_such_set"], "error: unknown dataset 'no_such_set'"),
+        (["ingest"], "baton ingest: error: the following arguments are required: DATASET"),
+        (["datasets", "download", "bach_chorales"], "error: dataset 'bach_chorales' is not remote"),
+        (["bogus"], "baton: error: argument COMMAND: invalid choice: 'bogus'"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_status_2(home, capsys, argv, message):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1, captured.err
+    assert captured.out == ""
+
+
+def test_help_shows_what_each_command_does_and_every_default(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for held in ("MusPy datasets", "cross-dataset", "Multitrack Music Transformer", "automatic instrumentation",
+                 "Deep Performer", "CLIPSep"):  # fmt: skip
+        assert held in out
+    assert main(["experiment", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: all)" in out and "(default: paper)" in out and "(default: muspy)" in out
+    assert "muspy: bach_chorales monteverdi oneills palestrina ryans_mammoth trecento;" in out
+    assert "[video] synthetic videos per instrument (default: 6)" in out
+    assert main(["report", "--help"]) == 0
+    assert "(default: docs/cross_dataset_perplexity.png)" in " ".join(capsys.readouterr().out.split())

@@ -10,7 +10,7 @@ import music21
 import numpy as np
 import pytest
 
-from models import mmt_encoding
+from models.mmt import encoding as mmt_encoding
 from pipelines.definitions import build_defs
 from storage import shards, tracking
 

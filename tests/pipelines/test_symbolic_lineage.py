@@ -13,7 +13,7 @@ from pipelines.definitions import build_defs
 from storage import shards, tracking
 
 CORPUS = os.path.join(os.path.dirname(music21.__file__), "corpus")
-LM = {"profile": "smoke", "smoke_steps": 12, "hidden_dim": 32, "embedding_dim": 32, "seq_len": 32}
+LM = {"profile": "smoke", "max_steps": 12}
 
 
 def make_batch(home, batch, files, bad=False):

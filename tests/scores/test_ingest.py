@@ -8,6 +8,7 @@ import pytest
 from assets.core.rejects import Reject
 from assets.scores import ingest, tables
 from assets.scores.datasets import ScoreItem
+from storage import shards
 
 
 def make_midi(path, notes, qpm=120.0, resolution=24):
@@ -95,3 +96,26 @@ def test_results_keep_item_order_across_workers(tmp_path):
     results = list(ingest.parse_all(items, workers=2))
     assert [r.song["song"] for r in results] == [i.item_id for i in items]
     assert [r.notes.column("pitch")[0].as_py() for r in results] == [40 + i for i in range(24)]
+
+
+def test_score_items_survive_the_score_files_table(tmp_path):
+    items = [ScoreItem("toy", "a.mid", "/a.mid", "midi"), ScoreItem("toy", "b.abc#X7", "/b.abc", "abc", 7)]
+    frame = ingest.items_frame(items)
+    assert list(frame.columns) == ingest.ITEM_COLUMNS and frame["number"].isna().tolist() == [True, False]
+    assert ingest.frame_items(frame) == items
+    assert ingest.frame_items(ingest.items_frame([])) == []
+
+
+def test_write_parsed_streams_notes_and_returns_songs_and_rejects_in_order(tmp_path):
+    items = [
+        ScoreItem("toy", "a.mid", make_midi(tmp_path / "a.mid", [(0, 60, 24), (24, 62, 24)]), "midi"),
+        ScoreItem("toy", "missing.mid", str(tmp_path / "missing.mid"), "midi"),
+        ScoreItem("toy", "b.mid", make_midi(tmp_path / "b.mid", [(0, 67, 24)]), "midi"),
+    ]
+    root = str(tmp_path / "datasets")
+    with shards.ShardWriter(root, "notes", "toy", tables.NOTES, rows_per_shard=2) as writer:
+        songs, rejects = ingest.write_parsed(ingest.parse_all(items, workers=1), writer)
+    assert [s["song"] for s in songs] == ["a.mid", "b.mid"]
+    assert [r.item for r in rejects] == ["missing.mid"]
+    notes = shards.read_table(root, "notes", "toy")
+    assert writer.manifest.rows == 3 and notes.column("pitch").to_pylist() == [60, 62, 67]

@@ -9,7 +9,7 @@ from PIL import Image
 
 from assets.violin import alignment as al
 from assets.violin import humanize
-from assets.violin.render import render, tempo_for
+from assets.violin.render import LengthMismatch, render, tempo_for
 from assets.violin.scores import RESOLUTION, read_notes_csv
 from assets.violin.sources import SAMPLE_RATE, load_slice, sample_manifest
 from assets.core.tools import soundfont_path
@@ -220,3 +220,37 @@ def test_onset_agreement_counts_grid_times_at_the_tolerance_as_within():
     result = al.onset_agreement(np.array([0.0, 0.032, 0.1, 0.5]), np.zeros(4))
     assert result["within_25ms"] == 0.25 and result["within_50ms"] == 0.5 and result["within_100ms"] == 0.75
     assert result["median_abs_s"] == pytest.approx(0.066) and result["mean_abs_s"] == pytest.approx(0.158)
+
+
+def test_align_notes_reads_tick_notes_at_the_rendering_tempo():
+    notes = np.array([[24 * i, 24 * i + 20, 60 + 2 * (i % 5), 80] for i in range(12)])  # one note a beat
+    onsets, offsets = notes[:, 0] / 48.0, notes[:, 1] / 48.0  # 120 qpm: 48 ticks a second
+    audio = tones(onsets, offsets, notes[:, 2], (1.0, 0.5, 0.25), 7.0)
+    starts, ends = al.align_notes("v2", audio, audio, notes, qpm=120.0)
+    np.testing.assert_allclose(starts, onsets, atol=0.02)
+    np.testing.assert_allclose(ends, offsets, atol=0.02)
+    png = al.alignment_png(audio, starts, ends, notes[:, 2], title="aligned", seconds=4.0)
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+
+
+def test_published_agreement_compares_only_the_same_notes(tmp_path):
+    csv = tmp_path / "published.csv"
+    csv.write_text("start,end\n0.0,0.5\n0.5,1.0\n1.0,1.5\n")
+    agreement = al.published_agreement(csv, np.array([0.01, 0.56, 1.2]))
+    assert agreement["within_25ms"] == pytest.approx(1 / 3) and agreement["within_100ms"] == pytest.approx(2 / 3)
+    with pytest.raises(al.NoteCountMismatch, match="3 notes, the score 2"):
+        al.published_agreement(csv, np.array([0.0, 0.5]))
+
+
+def test_a_rendering_at_an_implausible_tempo_is_refused_before_any_audio(tmp_path):
+    notes = np.array([[0, 24, 60, 80]])
+    with pytest.raises(LengthMismatch, match="qpm"):
+        al.rendering_for(notes, 600.0, False, "/no/such.sf3", tmp_path / "x.wav")
+    assert not (tmp_path / "x.wav").exists()
+
+
+@needs_soundfonts
+def test_a_baroque_recording_is_rendered_a_semitone_down(tmp_path):
+    notes = np.array([[0, 48, 69, 80], [48, 96, 71, 80]])
+    qpm, transpose, audio = al.rendering_for(notes, 2.0, True, soundfont_path(), tmp_path / "x.wav")
+    assert qpm == pytest.approx(120.0) and transpose == -1 and len(audio) == 2 * SR

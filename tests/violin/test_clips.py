@@ -205,3 +205,11 @@ def test_clips_of_a_sample_movement_cover_it(sample_dir: Path, sample_recordings
         assert min(r["onset_frame"]) >= 0 and max(r["offset_frame"]) <= r["n_frames"]
     assert covered == set(range(len(notes)))
     assert {r["split"] for r in rows} == {"train", "valid"}
+
+
+def test_split_counts_and_first_clip_preview(rows):
+    table = pa.Table.from_pylist(rows, schema=cl.CLIPS)
+    counts = cl.split_counts(table)
+    assert sum(counts.values()) == len(rows) and set(counts) <= {"train", "valid"}
+    assert Image.open(io.BytesIO(cl.first_clip_png(table, "clip 0"))).format == "PNG"
+    assert cl.first_clip_png(cl.CLIPS.empty_table(), "none") is None

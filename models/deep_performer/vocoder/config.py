@@ -1,0 +1,39 @@
+"""HiFi-GAN V2 hyperparameters: the paper's, and a smoke profile that trains in seconds on a CPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class VocoderConfig:
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)  # product must be HOP
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
+    upsample_initial_channel: int = 128
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5),) * 3
+    periods: tuple[int, ...] = (2, 3, 5, 7, 11)
+    n_scales: int = 3
+    disc_width_divisor: int = 1  # divides every discriminator width; 1 is the paper's
+    segment: int = 8192  # training samples per example
+    batch_size: int = 16
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    lr_decay: float = 0.999  # per epoch-equivalent: the steps whose segments add up to the training audio
+    fm_weight: float = 2.0
+    mel_weight: float = 45.0
+    max_steps: int = 2_500_000
+    eval_every: int = 1000
+    checkpoint_every: int = 5000
+    patience: int = 20  # evaluations without a better val_mel_l1 before stopping
+    seed: int = 0
+
+
+PROFILES = {
+    "paper": VocoderConfig(),
+    "smoke": VocoderConfig(
+        upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilations=((1, 3, 5),),
+        disc_width_divisor=16, segment=2048, batch_size=2, lr=2e-3, max_steps=30, eval_every=10, checkpoint_every=10,
+        patience=3,
+    ),
+}  # fmt: skip

@@ -1,0 +1,48 @@
+"""`baton datasets list|download|add-local`: the symbolic-dataset registry."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pipelines.cli.launch import UsageError
+from storage.home import BatonHome
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from assets.scores import datasets
+
+    home = BatonHome.from_env().ensure()
+    try:
+        if args.action == "list":
+            for info in datasets.list_datasets(home.local_datasets):
+                print(f"{info.name:22} {info.kind:8} {info.title}")
+        elif args.action == "download":
+            print(datasets.download(args.name, home.raw))
+        elif args.action == "add-local":
+            datasets.register_local(args.name, os.path.abspath(args.path), home.local_datasets)
+            print(f"registered {args.name} -> {args.path}; ingest it with: baton ingest {args.name} "
+                  f"(or run an experiment on it: baton experiment --datasets {args.name})")  # fmt: skip
+    except (KeyError, ValueError, NotADirectoryError) as exc:  # an unknown or not remote name, a bad name or folder
+        raise UsageError(exc.args[0]) from None
+    except (datasets.DownloadError, datasets.ChecksumError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ds = sub.add_parser(
+        "datasets", help="list, download or add symbolic datasets",
+        description="The registry of symbolic datasets: the music21 corpus collections, MusPy's remote datasets "
+        "(downloaded only when asked) and your own folders of scores.",
+    )  # fmt: skip
+    actions = ds.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every dataset: name, kind (music21, remote, local) and title")
+    download = actions.add_parser("download", help="fetch, verify and extract a remote dataset under <home>/raw")
+    download.add_argument("name", help="a remote dataset (see `baton datasets list`)")
+    add = actions.add_parser("add-local", help="register a folder of scores (MIDI, MusicXML, ABC, Humdrum) as a dataset")
+    add.add_argument("name", help="the dataset's name (its partition key)")
+    add.add_argument("path", help="the folder")
+    ds.set_defaults(func=cmd_datasets)

@@ -1,0 +1,168 @@
+"""What several commands share: the persistent Dagster instance, launching an experiment job, the summary."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from storage.home import BatonHome
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+BRANCHES = ("muspy", "mmt", "instrumentation", "performance", "video")
+# dagster and the lineage load inside the functions: `baton datasets list` stays quick.
+
+
+class UsageError(Exception):
+    """A mistake on the command line: `main` prints it as one line and exits with status 2."""
+
+
+def instance_for(home: BatonHome) -> dg.DagsterInstance:
+    """The persistent Dagster instance under <home>/dagster, the same one `baton ui` shows."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = home.dagster
+    return dg.DagsterInstance.get()
+
+
+def experiment_job(branch: str) -> dg.JobDefinition:
+    """The branch's experiment job exactly as the UI's code location defines it."""
+    from pipelines.definitions import build_defs
+    from pipelines.experiments import EXPERIMENTS
+
+    return build_defs(BatonHome.from_env()).resolve_job_def(EXPERIMENTS[branch].name)
+
+
+# Module-level and argument-free, so `dg.reconstructable` can point at them.
+def muspy_experiment() -> dg.JobDefinition:
+    return experiment_job("muspy")
+
+
+def mmt_experiment() -> dg.JobDefinition:
+    return experiment_job("mmt")
+
+
+def instrumentation_experiment() -> dg.JobDefinition:
+    return experiment_job("instrumentation")
+
+
+def performance_experiment() -> dg.JobDefinition:
+    return experiment_job("performance")
+
+
+def video_experiment() -> dg.JobDefinition:
+    return experiment_job("video")
+
+
+LOADERS = {
+    "muspy": muspy_experiment, "mmt": mmt_experiment, "instrumentation": instrumentation_experiment,
+    "performance": performance_experiment, "video": video_experiment,
+}  # fmt: skip
+
+
+@dataclass
+class Child:
+    stage: str
+    job: str
+    partition: str | None
+    run_id: str
+    ok: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.job}[{self.partition}]" if self.partition else self.job
+
+
+@dataclass
+class Outcome:
+    """How one run ended: an experiment run with its child runs, or a single job's run."""
+
+    job: str
+    run_id: str
+    ok: bool
+    children: list[Child] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # step failures of the run itself
+
+
+def child_runs(instance: dg.DagsterInstance, run_id: str) -> list[Child]:
+    """The child runs an experiment run started, oldest first, read from the instance by their tag."""
+    import dagster as dg
+
+    from pipelines.experiments import EXPERIMENT_TAG, STAGE_TAG
+
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={EXPERIMENT_TAG: run_id}), ascending=True)
+    return [
+        Child(r.tags.get(STAGE_TAG, "?"), r.job_name, r.tags.get("dagster/partition"), r.run_id,
+              r.status == dg.DagsterRunStatus.SUCCESS)
+        for r in runs
+    ]  # fmt: skip
+
+
+def launch_experiment(instance: dg.DagsterInstance, branch: str, config: dict) -> Outcome:
+    """One run of the branch's experiment job on the persistent instance (it shows on the UI's Runs page)."""
+    import dagster as dg
+
+    from pipelines.experiments import EXPERIMENTS
+
+    result = dg.execute_job(dg.reconstructable(LOADERS[branch]), instance=instance, run_config=config)
+    errors = [
+        f"{event.step_key}: {event.event_specific_data.error.message.strip().splitlines()[0]}"
+        for event in result.all_events
+        if event.is_step_failure and event.event_specific_data.error is not None
+    ]  # fmt: skip
+    return Outcome(EXPERIMENTS[branch].name, result.run_id, result.success, child_runs(instance, result.run_id), errors)
+
+
+def print_outcomes(outcomes: list[Outcome]) -> None:
+    print("\nResults:")
+    for outcome in outcomes:
+        print(f"  {'ok  ' if outcome.ok else 'FAIL'} {outcome.job} (run {outcome.run_id})")
+        stage = None
+        for child in outcome.children:
+            if child.stage != stage:
+                stage = child.stage
+                print(f"         {stage}")
+            print(f"           {'ok  ' if child.ok else 'FAIL'} {child.name:40} run {child.run_id}")
+        if not outcome.ok and all(child.ok for child in outcome.children):
+            for error in outcome.errors:  # the run failed by itself, not through a child run
+                print(f"           error in {error}")
+
+
+def print_summary(home: BatonHome, outcomes: list[Outcome]) -> None:
+    """Every run with its child runs, then where the results are."""
+    from storage.tracking import MlflowResource, default_tracking_uri, latest_run_url
+
+    print_outcomes(outcomes)
+    ui = MlflowResource.model_fields["ui_url"].default
+    run = latest_run_url(default_tracking_uri(home), "baton", "cross_dataset_perplexity", ui)
+    print(
+        f"""
+Where to look:
+  Dagster UI and MLflow UI:  make ui   (Dagster http://127.0.0.1:3000, MLflow http://127.0.0.1:5000)
+  Dataset plots:             {home.cache}/plots/dataset_stats/<dataset>/
+  Cross-dataset heatmap:     {run or "no run yet"} (artifact cross_dataset_perplexity.png)
+  Violin alignments:         {home.cache}/plots/alignments/<recording>.png
+  Deep Performer samples:    {home.cache}/performance_eval/<run id>/ (recordings, resyntheses, spectrograms)
+  CLIPSep examples:          {home.cache}/clipsep_eval/<run id>/ (mixtures, references, separations)
+  Shard sets:                {home.datasets}/
+  MLflow store:              {home.mlflow}/mlflow.db"""
+    )
+
+
+def check_datasets(home: BatonHome, names: list[str]) -> None:
+    """Every name is a dataset the registry knows (built-in, local, or incoming_<batch>)."""
+    from assets.scores.datasets import get_info
+
+    for name in names:
+        try:
+            get_info(name, home.local_datasets)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+
+
+def write_png(path: str, png: bytes) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(png)

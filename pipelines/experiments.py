@@ -1,0 +1,416 @@
+"""Every experiment as one Dagster job: one run the UI (or `baton experiment`) launches, one step per stage.
+
+Each stage is an op that runs the asset jobs of its partitions as child runs on the experiment run's
+own instance, tagged with the experiment's run id. A failed child run is recorded and the stages
+after it still run where they can; the last stage fails the experiment, naming every failed child
+run. Each job's run config is its experiment's `dg.Config` (the same fields as the command line);
+`stage: data` runs only the data stages of the branch.
+"""
+
+from collections.abc import Callable
+
+import dagster as dg
+from pydantic import Field
+
+from assets.clipsep.defs import METHODS
+from assets.core.partitions import DATASETS, VIDEO_BATCHES
+from assets.core.resources import HomeResource
+from assets.cross_dataset.defs import COMBINED
+from assets.deep_performer.defs import VARIANT_PARTITIONS
+from assets.instrumentation.defs import ARCHS
+from assets.instrumentation.defs import DEFAULT_DATASETS as INSTRUMENTATION_DATASETS
+from assets.mmt.codes import DEFAULT_DATASETS as MMT_DATASETS
+from assets.violin.defs import SAMPLE
+from models.clip_embed import DEFAULT_MODEL
+from storage.home import BatonHome
+
+EXPERIMENT_TAG = "baton/experiment_run"  # on every child run: the experiment run that started it
+STAGE_TAG = "baton/experiment_stage"  # on every child run: the stage (op) that started it
+STAGES = ("data", "all")
+PAPER_DATASETS = ("bach_chorales", "monteverdi", "oneills", "palestrina", "ryans_mammoth", "trecento")
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # step events stay in the UI
+
+
+class Experiment(dg.Config):
+    """What every experiment takes."""
+
+    stage: str = Field(default="all", description="all: every stage; data: only the data stages of the branch")
+    profile: str = Field(default="paper", description="training profile: smoke, paper (demo: the video branch only)")
+    steps: int = Field(default=0, description="training steps per model; 0: the profile's")
+
+
+class MuspyExperiment(Experiment):
+    datasets: list[str] = Field(default=list(PAPER_DATASETS), description="datasets to ingest and train on")
+    arch: str = Field(default="lstm", description="language model: rnn, lstm, gru, transformer")
+
+
+class MMTExperiment(Experiment):
+    datasets: list[str] = Field(
+        default=list(MMT_DATASETS), description="datasets to encode; the multi-part collections among them train MMT"
+    )
+
+
+class InstrumentationExperiment(Experiment):
+    datasets: list[str] = Field(default=list(INSTRUMENTATION_DATASETS), description="datasets to extract parts from")
+    archs: list[str] = Field(default=ARCHS.get_partition_keys(), description="part-separation architectures to train")
+
+
+class PerformanceExperiment(Experiment):
+    manifest: str = Field(default=SAMPLE, description="violin manifest: sample, release, or a Bach Violin Dataset info.csv")
+    method: str = Field(default="v2", description="alignment method: v1, v2")
+    vocoder_profile: str = Field(
+        default="", description="HiFi-GAN's profile: smoke, paper (a GPU job), none (Griffin-Lim); empty: the profile"
+    )
+
+
+class VideoExperiment(Experiment):
+    source: str = Field(
+        default="synthetic", description="videos: synthetic, a manifest CSV, a MUSIC or VGGSound index, a folder"
+    )
+    batch: str = Field(default="synthetic", description="the video_batches partition to fill")
+    clip_model: str = Field(default=DEFAULT_MODEL, description="CLIP id or folder (baton/small-clip: offline)")
+    per_instrument: int = Field(default=6, description="synthetic videos per instrument")
+    seconds: float = Field(default=10.0, description="length of each synthetic video")
+    methods: list[str] = Field(default=METHODS.get_partition_keys(), description="CLIPSep methods to train")
+    n_mixtures: int = Field(default=100, description="test mixtures of the SDR evaluation")
+
+
+class Stage:
+    """One stage of a running experiment: it runs child jobs and records how each ended."""
+
+    def __init__(self, context: dg.OpExecutionContext, home: HomeResource, runs: list[dict]):
+        from pipelines.definitions import build_defs  # definitions registers this module's jobs
+
+        self.context, self.name, self.home = context, context.op.name, home.home
+        self.defs = build_defs(BatonHome(home.root))
+        self.runs = list(runs)
+
+    def run(self, job: str, partition: str | None = None, ops: dict | None = None) -> bool:
+        """Run one asset job (one partition) as a child run of the experiment; True when it succeeded."""
+        where = f"{job}[{partition}]" if partition else job
+        self.context.log.info(f"{where}: started")
+        result = self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.context.instance,
+            partition_key=partition,
+            run_config={**QUIET, "ops": ops or {}},
+            tags={EXPERIMENT_TAG: self.context.run_id, STAGE_TAG: self.name},
+            raise_on_error=False,
+        )
+        self.runs.append({"stage": self.name, "job": job, "partition": partition, "run_id": result.run_id, "ok": result.success})
+        log = self.context.log.info if result.success else self.context.log.error
+        log(f"{where}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+        return result.success
+
+    def ended(self, job: str, ok: bool) -> list[str]:
+        """Partitions of `job` whose child run succeeded (ok) or failed (not ok) so far."""
+        return [r["partition"] for r in self.runs if r["job"] == job and r["ok"] == ok]
+
+    def add_partitions(self, partitions: dg.DynamicPartitionsDefinition, keys: list[str]) -> None:
+        known = set(self.context.instance.get_dynamic_partitions(partitions.name))
+        self.context.instance.add_dynamic_partitions(partitions.name, [k for k in keys if k not in known])
+
+    def skip(self, why: str) -> None:
+        self.context.log.warning(f"{self.name} left out: {why}")
+
+    def fail_on_failed_runs(self) -> None:
+        failed = [r for r in self.runs if not r["ok"]]
+        if failed:
+            names = "; ".join(f"{r['job']}[{r['partition']}] (run {r['run_id']})" if r["partition"] else
+                              f"{r['job']} (run {r['run_id']})" for r in failed)  # fmt: skip
+            raise dg.Failure(
+                description=f"{len(failed)} of {len(self.runs)} child runs failed: {names}",
+                metadata={"failed_runs": dg.MetadataValue.json(failed)},
+            )
+
+
+Body = Callable[[Stage, Experiment], None]
+
+
+def stage_op(config_cls: type[Experiment], name: str, body: Body, *, data: bool, first: bool, last: bool) -> dg.OpDefinition:
+    """The op of one stage: `body` runs its child jobs (unless the run asks for data stages only and
+    this one is not); the last stage fails the run when any child run failed."""
+
+    def compute(context: dg.OpExecutionContext, config: Experiment, home: HomeResource, runs: list) -> list:
+        if config.stage not in STAGES:
+            raise dg.Failure(f"unknown stage {config.stage!r}: use one of {', '.join(STAGES)}")
+        stage = Stage(context, home, runs)
+        if data or config.stage == "all":
+            body(stage, config)
+        else:
+            context.log.info(f"stage={config.stage}: {name} left out")
+        if last:
+            stage.fail_on_failed_runs()
+        return stage.runs
+
+    description = (body.__doc__ or "").strip() + ("" if data else " (not with stage=data)")
+    if first:
+
+        @dg.op(name=name, description=description)
+        def first_op(context: dg.OpExecutionContext, config: config_cls, home: HomeResource) -> list:
+            return compute(context, config, home, [])
+
+        return first_op
+
+    @dg.op(name=name, description=description)
+    def later_op(context: dg.OpExecutionContext, config: config_cls, home: HomeResource, runs: list) -> list:
+        return compute(context, config, home, runs)
+
+    return later_op
+
+
+def experiment_job(
+    branch: str, config_cls: type[Experiment], stages: list[tuple[str, Body, bool]], description: str
+) -> dg.JobDefinition:
+    """The op job `<branch>_experiment` running `stages` (name, body, is a data stage) in order, configured
+    by one `config_cls`. Its ops are `<branch>__<stage>`: op names are unique in a code location, and
+    asset jobs already use the assets' names."""
+    ops = [
+        stage_op(config_cls, f"{branch}__{stage}", body, data=data, first=i == 0, last=i == len(stages) - 1)
+        for i, (stage, body, data) in enumerate(stages)
+    ]
+    name = f"{branch}_experiment"
+
+    def to_ops(values: dict) -> dict:
+        return {**QUIET, "ops": {op.name: {"config": values} for op in ops}}
+
+    @dg.job(
+        name=name,
+        description=description,
+        config=dg.ConfigMapping(config_fn=to_ops, config_schema=config_cls.to_config_schema()),
+        executor_def=dg.in_process_executor,  # the stages run one after another; each child run is in-process too
+        tags={"baton/experiment": name},
+    )
+    def job():
+        runs = ops[0]()
+        for op in ops[1:]:
+            runs = op(runs)
+
+    return job
+
+
+# The MusPy cross-dataset experiment.
+
+
+def music_lm_config(config: MuspyExperiment) -> dict:
+    return {"profile": config.profile, "arch": config.arch, **({f"{config.profile}_steps": config.steps} if config.steps else {})}
+
+
+def symbolic_datasets(stage: Stage, config: MuspyExperiment) -> None:
+    """Every dataset from score files to event sequences and (unless stage=data) its music_lm."""
+    stage.add_partitions(DATASETS, config.datasets)
+    for dataset in config.datasets:
+        if config.stage == "data":
+            stage.run("ingest_scores_job", dataset)
+        else:
+            stage.run("symbolic_dataset", dataset, {"music_lm": {"config": music_lm_config(config)}})
+
+
+def music_lm_combined(stage: Stage, config: MuspyExperiment) -> None:
+    """The all-datasets and stratified models over the datasets whose lineage completed."""
+    done = stage.ended("symbolic_dataset", ok=True)
+    if not done:
+        return stage.skip("no dataset completed its lineage")
+    for mode in COMBINED.get_partition_keys():
+        stage.run("music_lm_combined_job", mode, {"music_lm_combined": {"config": {**music_lm_config(config), "datasets": done}}})
+
+
+def cross_dataset_perplexity(stage: Stage, config: MuspyExperiment) -> None:
+    """Every model's perplexity on every completed dataset's test split."""
+    done = stage.ended("symbolic_dataset", ok=True)
+    if not done:
+        return stage.skip("no dataset completed its lineage")
+    stage.run("cross_dataset_perplexity_job", ops={"cross_dataset_perplexity": {"config": {"datasets": done}}})
+
+
+# MMT and automatic instrumentation start from notes.
+
+
+def ingest(stage: Stage, config: MMTExperiment | InstrumentationExperiment) -> None:
+    """Score files to songs, notes and rejects for every dataset not ingested yet."""
+    from storage import shards
+
+    stage.add_partitions(DATASETS, config.datasets)
+    for dataset in config.datasets:
+        if shards.read_manifest(stage.home.datasets, "notes", dataset) is None:
+            stage.run("score_notes_job", dataset)
+        else:
+            stage.context.log.info(f"{dataset}: notes already ingested")
+
+
+def ingested(stage: Stage, datasets: list[str]) -> list[str]:
+    failed = set(stage.ended("score_notes_job", ok=False))
+    return [d for d in datasets if d not in failed]
+
+
+def mmt_codes(stage: Stage, config: MMTExperiment) -> None:
+    """MMT event codes of every ingested dataset."""
+    for dataset in ingested(stage, config.datasets):
+        stage.run("mmt_codes_job", dataset)
+
+
+def mmt_train_and_evaluate(stage: Stage, config: MMTExperiment) -> None:
+    """MMT trained on the multi-part collections with codes, samples in the three modes, evaluation."""
+    encoded = stage.ended("mmt_codes_job", ok=True)
+    train_on = [d for d in config.datasets if d in MMT_DATASETS and d in encoded]
+    ops = {
+        "mmt_model": {"config": {"profile": config.profile, "datasets": train_on, "max_steps": config.steps}},
+        "mmt_samples": {"config": {"datasets": train_on}},
+        "mmt_eval": {"config": {"datasets": train_on}},
+    }
+    stage.run("mmt_train_and_evaluate", ops=ops)
+
+
+def part_notes(stage: Stage, config: InstrumentationExperiment) -> None:
+    """Part-labelled downmixes of every ingested dataset."""
+    for dataset in ingested(stage, config.datasets):
+        stage.run("part_notes_job", dataset)
+
+
+def part_separation_models(stage: Stage, config: InstrumentationExperiment) -> None:
+    """One part-separation model per architecture."""
+    train = {"profile": config.profile, "datasets": config.datasets, "max_steps": config.steps}
+    for arch in config.archs:
+        stage.run("part_separation_train", arch, {"part_separation_model": {"config": train}})
+
+
+def part_separation_eval(stage: Stage, config: InstrumentationExperiment) -> None:
+    """Table 4.2 against the baselines, the champion, and example arrangements."""
+    ops = {"part_separation_eval": {"config": {"datasets": config.datasets}},
+           "instrumentation": {"config": {"datasets": config.datasets}}}  # fmt: skip
+    stage.run("instrumentation_eval", ops=ops)
+
+
+# The Deep Performer.
+
+
+def recordings(stage: Stage, config: PerformanceExperiment) -> None:
+    """The manifest's recordings, one `recordings` partition each (the release is downloaded when asked for)."""
+    stage.run("violin_recordings_job", ops={"recordings": {"config": {"manifest": config.manifest, "download": True}}})
+
+
+def violin_data(stage: Stage, config: PerformanceExperiment) -> None:
+    """Every recording of the manifest from audio and score to aligned clips."""
+    import pyarrow.compute as pc
+
+    from storage import shards
+    from storage.io_manager import UNPARTITIONED
+
+    if not stage.ended("violin_recordings_job", ok=True):
+        return stage.skip("the manifest was not read")
+    table = shards.read_table(stage.home.datasets, "recordings", UNPARTITIONED, ["id"], filter=pc.field("manifest") == config.manifest)
+    for recording in table.column("id").to_pylist():
+        stage.run("violin_data_job", recording, {"alignments": {"config": {"method": config.method}}})
+
+
+def violin_reject_rate(stage: Stage, config: PerformanceExperiment) -> None:
+    """The share of rejected recordings over every partition, against the quality gate."""
+    if not stage.ended("violin_recordings_job", ok=True):
+        return stage.skip("the manifest was not read")
+    stage.run("violin_reject_rate_job")
+
+
+def performance_train(config: PerformanceExperiment) -> dict:
+    return {"config": {"profile": config.profile, "max_steps": config.steps}}
+
+
+def performance_alignment_model(stage: Stage, config: PerformanceExperiment) -> None:
+    """The Deep Performer's alignment model on every recording's clips."""
+    stage.run("performance_alignment_train", ops={"performance_alignment_model": performance_train(config)})
+
+
+def performance_vocoder(stage: Stage, config: PerformanceExperiment) -> None:
+    """HiFi-GAN on every recording's clips (vocoder_profile none: Griffin-Lim, nothing to train)."""
+    profile = config.vocoder_profile or config.profile
+    if profile == "none":
+        return stage.skip("vocoder_profile none: Griffin-Lim inverts")
+    vocoder = {"config": {"profile": profile, "max_steps": config.steps if profile == config.profile else 0}}
+    stage.run("performance_vocoder_train", ops={"performance_vocoder": vocoder})
+
+
+def performance_synthesis_models(stage: Stage, config: PerformanceExperiment) -> None:
+    """The three Table 5.1 synthesis variants."""
+    for variant in VARIANT_PARTITIONS.get_partition_keys():
+        stage.run("performance_synthesis_train", variant, {"performance_synthesis_model": performance_train(config)})
+
+
+def performance_eval(stage: Stage, config: PerformanceExperiment) -> None:
+    """Mel MSE of the variants, timing and vocoder errors, audio samples; the champions."""
+    stage.run("performance_eval_job")
+
+
+# CLIPSep.
+
+
+def video_data(stage: Stage, config: VideoExperiment) -> None:
+    """One video batch to 16 kHz audio, 1 fps frames and CLIP embeddings."""
+    stage.add_partitions(VIDEO_BATCHES, [config.batch])
+    ops = {
+        "videos": {"config": {"source": config.source, "per_instrument": config.per_instrument, "seconds": config.seconds}},
+        "clip_embeddings": {"config": {"model": config.clip_model}},
+    }
+    stage.run("video_data_job", config.batch, ops)
+
+
+def clipsep_models(stage: Stage, config: VideoExperiment) -> None:
+    """CLIPSep, CLIPSep-NIT and the PIT baseline (the `methods`) on every video batch."""
+    train = {"clipsep_model": {"config": {"profile": config.profile, "max_steps": config.steps}}}
+    for method in config.methods:
+        stage.run("clipsep_train", method, train)
+
+
+def clipsep_eval(stage: Stage, config: VideoExperiment) -> None:
+    """SDR of the newest models on deterministic test mixtures; the champion."""
+    stage.run("clipsep_eval_job", ops={"clipsep_eval": {"config": {"n_mixtures": config.n_mixtures}}})
+
+
+muspy_experiment = experiment_job(
+    "muspy",
+    MuspyExperiment,
+    [("datasets", symbolic_datasets, True), ("combined_models", music_lm_combined, False),
+     ("perplexity", cross_dataset_perplexity, False)],  # fmt: skip
+    "The MusPy cross-dataset experiment: every dataset to its language model, the combined models, "
+    "the perplexity matrix.",
+)
+mmt_experiment = experiment_job(
+    "mmt",
+    MMTExperiment,
+    [("ingest", ingest, True), ("codes", mmt_codes, True), ("train_and_evaluate", mmt_train_and_evaluate, False)],
+    "The Multitrack Music Transformer: notes, codes, training, samples in three modes, evaluation.",
+)
+instrumentation_experiment = experiment_job(
+    "instrumentation",
+    InstrumentationExperiment,
+    [("ingest", ingest, True), ("part_notes", part_notes, True), ("models", part_separation_models, False),
+     ("eval", part_separation_eval, False)],  # fmt: skip
+    "Automatic instrumentation: part notes, every architecture, Table 4.2 and example arrangements.",
+)
+performance_experiment = experiment_job(
+    "performance",
+    PerformanceExperiment,
+    [("recordings", recordings, True), ("clips", violin_data, True), ("reject_rate", violin_reject_rate, True),
+     ("alignment_model", performance_alignment_model, False), ("vocoder", performance_vocoder, False),
+     ("synthesis_models", performance_synthesis_models, False), ("eval", performance_eval, False)],  # fmt: skip
+    "The Deep Performer: violin recordings to aligned clips, its models (Table 5.1) and their evaluation.",
+)
+video_experiment = experiment_job(
+    "video",
+    VideoExperiment,
+    [("data", video_data, True), ("clipsep_models", clipsep_models, False), ("clipsep_eval", clipsep_eval, False)],
+    "CLIPSep: a video batch to CLIP embeddings, CLIPSep, CLIPSep-NIT and PIT, and their SDR evaluation.",
+)
+
+EXPERIMENTS = {  # branch -> its job
+    "muspy": muspy_experiment,
+    "mmt": mmt_experiment,
+    "instrumentation": instrumentation_experiment,
+    "performance": performance_experiment,
+    "video": video_experiment,
+}
+CONFIGS = {  # branch -> its run config
+    "muspy": MuspyExperiment,
+    "mmt": MMTExperiment,
+    "instrumentation": InstrumentationExperiment,
+    "performance": PerformanceExperiment,
+    "video": VideoExperiment,
+}
+experiments = list(EXPERIMENTS.values())
