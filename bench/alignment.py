@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from assets.core.tools import soundfont_path
 from assets.violin import humanize
 from assets.violin.alignment import (
     align_v1,
@@ -44,7 +45,6 @@ from assets.violin.sources import (
     sample_manifest,
     shared_data_dir,
 )
-from assets.core.tools import soundfont_path
 
 METHODS: dict[str, Callable] = {"v1 (thesis: CQT 32 ms, full DTW)": align_v1, "v2 (CQT 16 ms, multiscale DTW)": align_v2}
 

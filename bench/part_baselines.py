@@ -22,10 +22,10 @@ import pyarrow as pa
 from assets.instrumentation import baselines as pb
 from assets.instrumentation import part_notes
 from assets.scores.datasets import list_items
-from assets.scores.songs import assign_splits
 from assets.scores.ingest import music_to_rows
 from assets.scores.music21_convert import from_music21
 from assets.scores.readers import read_item
+from assets.scores.songs import assign_splits
 
 PUBLISHED = {"zone-based": "73", "closest-pitch mono": "90"}  # Dong et al. 2021, Bach chorales
 

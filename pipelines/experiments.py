@@ -192,7 +192,7 @@ def experiment_job(
 
 
 def music_lm_config(config: MuspyExperiment) -> dict:
-    return {"profile": config.profile, "arch": config.arch, **({f"{config.profile}_steps": config.steps} if config.steps else {})}
+    return {"profile": config.profile, "arch": config.arch, "max_steps": config.steps}
 
 
 def symbolic_datasets(stage: Stage, config: MuspyExperiment) -> None:

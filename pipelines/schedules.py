@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from pipelines.jobs import music_lm_retrain_job
 from assets.core.resources import HomeResource
+from pipelines.jobs import music_lm_retrain_job
 from storage import shards
 
 

@@ -12,8 +12,6 @@ import pyarrow as pa
 
 from assets.clipsep import evaluation, separation_data
 from assets.clipsep.evaluation import LABELS, Evaluated
-from models import clipsep as cs
-from models.training import default_device
 from assets.core.metadata import markdown_table
 from assets.core.resources import HomeResource
 from assets.core.training import (
@@ -23,6 +21,8 @@ from assets.core.training import (
     register_model,
     training_metadata,
 )
+from models import clipsep as cs
+from models.training import default_device
 from storage import shards
 from storage.tracking import MlflowResource
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import dagster as dg
 import pyarrow as pa
 
-from assets.core.rejects import Reject, rejects_table
 from assets.core.metadata import manifest_metadata, preview
+from assets.core.rejects import Reject, rejects_table
 from assets.core.resources import HomeResource
 from assets.core.tools import missing_tools
 from storage import shards

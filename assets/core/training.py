@@ -7,8 +7,8 @@ from typing import Any
 import dagster as dg
 import mlflow
 
-from models.training import FitResult
 from assets.core.resources import HomeResource
+from models.training import FitResult
 from storage.tracking import MlflowResource
 
 

@@ -9,9 +9,9 @@ import mlflow
 import pandas as pd
 import torch
 
-from assets.core.partitions import DATASETS
 from assets.core import plots
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown
+from assets.core.partitions import DATASETS
 from assets.core.resources import HomeResource
 from assets.core.training import checkpoint_dir, log_step, profile_config, register_model, training_metadata
 from assets.core.versions import code_version

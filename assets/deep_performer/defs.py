@@ -12,12 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from mlflow.entities.model_registry import ModelVersion
 
-from assets.deep_performer import evaluation, performing, training_sets
-from assets.deep_performer.evaluation import Loaded
-from assets.deep_performer.training_sets import VARIANTS, clip_audio
-from models import deep_performer as dp
-from models.deep_performer import vocoder as voc
-from models.training import default_device
 from assets.core.metadata import markdown_table, png_markdown
 from assets.core.resources import HomeResource
 from assets.core.training import (
@@ -27,6 +21,12 @@ from assets.core.training import (
     register_model,
     training_metadata,
 )
+from assets.deep_performer import evaluation, performing, training_sets
+from assets.deep_performer.evaluation import Loaded
+from assets.deep_performer.training_sets import VARIANTS, clip_audio
+from models import deep_performer as dp
+from models.deep_performer import vocoder as voc
+from models.training import default_device
 from storage import shards
 from storage.tracking import MlflowResource
 

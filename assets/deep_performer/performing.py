@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from assets.violin.scores import RESOLUTION
 from assets.core.plots import plt, to_png
+from assets.violin.scores import RESOLUTION
 from models import deep_performer as dp
 from models.deep_performer import vocoder as voc
 from models.mel import HOP, SAMPLE_RATE

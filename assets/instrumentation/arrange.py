@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from assets.instrumentation.part_notes import resample
-from models.part_separation import RESOLUTION, PartSong
 from models import part_separation as ps
+from models.part_separation import RESOLUTION, PartSong
 
 PART_PROGRAMS = {
     "satb": (73, 68, 71, 70),  # a woodwind quartet: flute, oboe, clarinet, bassoon

@@ -13,15 +13,11 @@ import pyarrow.compute as pc
 from mlflow.entities.model_registry import ModelVersion
 
 from assets.core import plots
+from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from assets.core.partitions import DATASETS
 from assets.core.rejects import rejects_table
-from assets.core.selection import NotMaterialized, pick_datasets
-from assets.instrumentation import arrangements, evaluation, part_notes
-from assets.scores.songs import assign_splits
-from models import part_separation as ps
-from models.training import default_device
-from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from assets.core.resources import HomeResource
+from assets.core.selection import NotMaterialized, pick_datasets
 from assets.core.tools import soundfont_path
 from assets.core.training import (
     checkpoint_dir,
@@ -31,6 +27,10 @@ from assets.core.training import (
     training_metadata,
 )
 from assets.core.versions import code_version
+from assets.instrumentation import arrangements, evaluation, part_notes
+from assets.scores.songs import assign_splits
+from models import part_separation as ps
+from models.training import default_device
 from storage import shards
 from storage.tracking import MlflowResource
 

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.scores.songs import iter_songs
 from assets.core.rejects import Reject
+from assets.scores.songs import iter_songs
 from models.mmt import encoding as mmt_encoding
 from storage import shards
 

@@ -13,17 +13,11 @@ import pandas as pd
 import pyarrow as pa
 from mlflow.entities.model_registry import ModelVersion
 
+from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from assets.core.partitions import DATASETS
 from assets.core.rejects import rejects_table
-from assets.core.selection import NotMaterialized, pick_datasets
-from assets.mmt import codes as mmt_data
-from assets.mmt import evaluation
-from assets.mmt import sampling as mmt_sampling
-from assets.scores.songs import assign_splits
-from models import mmt
-from models.training import default_device
-from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from assets.core.resources import HomeResource
+from assets.core.selection import NotMaterialized, pick_datasets
 from assets.core.tools import soundfont_path
 from assets.core.training import (
     checkpoint_dir,
@@ -33,6 +27,12 @@ from assets.core.training import (
     training_metadata,
 )
 from assets.core.versions import code_version
+from assets.mmt import codes as mmt_data
+from assets.mmt import evaluation
+from assets.mmt import sampling as mmt_sampling
+from assets.scores.songs import assign_splits
+from models import mmt
+from models.training import default_device
 from storage import shards
 from storage.tracking import MlflowResource
 

@@ -8,8 +8,8 @@ import mlflow
 import pandas as pd
 from tqdm import tqdm
 
-from assets.core.partitions import DATASETS
 from assets.core.metadata import manifest_metadata, png_markdown, preview
+from assets.core.partitions import DATASETS
 from assets.core.plots import save_pngs
 from assets.core.rejects import reject_rate, rejects_table
 from assets.core.resources import HomeResource, QualityGates

@@ -12,16 +12,16 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.core.partitions import VIDEO_BATCHES
-from assets.core.rejects import Reject
-from assets.videos import batches, media, sources, tables
-from assets.videos.batches import SYNTHETIC
-from models import clip_embed
 from assets.core import stages
 from assets.core.metadata import manifest_metadata, png_markdown, preview
+from assets.core.partitions import VIDEO_BATCHES
+from assets.core.rejects import Reject
 from assets.core.resources import HomeResource
 from assets.core.stages import read_shards, require
 from assets.core.versions import code_version
+from assets.videos import batches, media, sources, tables
+from assets.videos.batches import SYNTHETIC
+from models import clip_embed
 from storage import shards
 
 GROUP = "videos"

@@ -27,9 +27,9 @@ import soundfile as sf
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from assets.core.tools import require_tools, soundfont_path
 from assets.violin.humanize import Score, corpus_score, excerpt
 from assets.violin.render import render
-from assets.core.tools import require_tools, soundfont_path
 
 SIZE = (320, 240)  # width, height
 FPS = 8

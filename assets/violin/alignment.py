@@ -27,10 +27,10 @@ import numba
 import numpy as np
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
+from assets.core.plots import plt, to_png
 from assets.violin.render import check_length, render, tempo_for
 from assets.violin.scores import RESOLUTION
 from assets.violin.sources import SAMPLE_RATE
-from assets.core.plots import plt, to_png
 
 # constant-Q spectrogram of the thesis: 5 octaves from C3, 3 bins per semitone
 LOWEST_PITCH = 48  # C3

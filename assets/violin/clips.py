@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.violin.scores import RESOLUTION
 from assets.core.plots import plt, to_png
+from assets.violin.scores import RESOLUTION
 from models.deep_performer import Clip
 from models.mel import HOP, N_MELS, SAMPLE_RATE, log_mel
 

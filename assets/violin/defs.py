@@ -13,17 +13,17 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.violin import alignment, clips, manifests, rejected, render, scores, sources, tables
-from assets.violin.manifests import SAMPLE
-from assets.core.partitions import RECORDINGS
-from assets.core.rejects import Reject, reject_rate
-from assets.core.synth import RenderError
 from assets.core import stages
 from assets.core.metadata import manifest_metadata, png_markdown, preview
+from assets.core.partitions import RECORDINGS
+from assets.core.rejects import Reject, reject_rate
 from assets.core.resources import HomeResource, QualityGates
 from assets.core.stages import read_shards, require
+from assets.core.synth import RenderError
 from assets.core.tools import soundfont_path
 from assets.core.versions import code_version
+from assets.violin import alignment, clips, manifests, rejected, render, scores, sources, tables
+from assets.violin.manifests import SAMPLE
 from storage import shards
 from storage.io_manager import UNPARTITIONED
 

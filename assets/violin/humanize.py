@@ -16,11 +16,11 @@ import music21
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
+from assets.scores.music21_convert import from_music21
 from assets.violin.alignment import render_score
 from assets.violin.render import VIOLIN, render, tempo_for
 from assets.violin.scores import RESOLUTION
 from assets.violin.sources import SAMPLE_RATE
-from assets.scores.music21_convert import from_music21
 
 FLUID_R3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 

@@ -15,9 +15,9 @@ import muspy
 import numpy as np
 import soundfile as sf
 
+from assets.core.synth import render_midi
 from assets.violin.scores import RESOLUTION
 from assets.violin.sources import SAMPLE_RATE
-from assets.core.synth import render_midi
 
 VIOLIN = 40
 QPM_RANGE = (20.0, 400.0)

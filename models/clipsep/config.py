@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = 65_535
 EMBED_DIM = 512

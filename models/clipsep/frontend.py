@@ -15,7 +15,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-
 N_FFT = 1024
 HOP = 256
 N_LINEAR = N_FFT // 2 + 1

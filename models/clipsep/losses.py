@@ -22,7 +22,6 @@ import torch
 from models.clipsep.frontend import LOG_EPS, stft, warp
 from models.clipsep.network import CLIPSep
 
-
 WEIGHT_RANGE = (1e-3, 10.0)
 
 

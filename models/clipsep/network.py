@@ -13,7 +13,6 @@ from torch import nn
 
 from models.clipsep.config import EMBED_DIM, METHODS, CLIPSepConfig
 
-
 LEVELS = 7
 
 

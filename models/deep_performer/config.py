@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from models.mel import HOP, N_MELS, SAMPLE_RATE
 
-
 FRAME_RATE = SAMPLE_RATE / HOP  # frames per second
 
 

@@ -28,7 +28,6 @@ from torch import nn
 
 from models.deep_performer.config import FRAME_RATE, DeepPerformerConfig
 
-
 TIME_SCALE = 16.0  # beats; keeps onset features near the unit range over a clip
 SECONDS_SCALE = 5.0  # the clip length
 ALIGN_SCALE = 8.0  # frames (~0.13 s): the unit of the alignment model's residual and training loss

@@ -39,7 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         outcomes = []
         for branch, config in demo_configs(datasets).items():
             print(f"== {branch}_experiment: {config}", flush=True)
-            outcomes.append(launch_experiment(instance, branch, config))
+            outcomes.append(launch_experiment(instance, branch, config, home))
     print_summary(home, outcomes)
     return 0 if all(outcome.ok for outcome in outcomes) else 1
 

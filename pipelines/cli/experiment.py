@@ -89,7 +89,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if "datasets" in fields:
         check_datasets(home, config.get("datasets", fields["datasets"].default))
     with instance_for(home) as instance:
-        outcome = launch_experiment(instance, args.branch, config)
+        outcome = launch_experiment(instance, args.branch, config, home)
     print_summary(home, [outcome])
     return 0 if outcome.ok else 1
 

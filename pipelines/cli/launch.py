@@ -10,9 +10,10 @@ from storage.home import BatonHome
 
 if TYPE_CHECKING:
     import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableJob  # what execute_job takes; not exported
 
-BRANCHES = ("muspy", "mmt", "instrumentation", "performance", "video")
 # dagster and the lineage load inside the functions: `baton datasets list` stays quick.
+BRANCHES = ("muspy", "mmt", "instrumentation", "performance", "video")  # pipelines.experiments.EXPERIMENTS
 
 
 class UsageError(Exception):
@@ -27,39 +28,20 @@ def instance_for(home: BatonHome) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def experiment_job(branch: str) -> dg.JobDefinition:
-    """The branch's experiment job exactly as the UI's code location defines it."""
+def experiment_job(branch: str, root: str) -> dg.JobDefinition:
+    """The branch's experiment job exactly as the UI's code location defines it, bound to the home at `root`."""
     from pipelines.definitions import build_defs
     from pipelines.experiments import EXPERIMENTS
 
-    return build_defs(BatonHome.from_env()).resolve_job_def(EXPERIMENTS[branch].name)
+    return build_defs(BatonHome(root)).resolve_job_def(EXPERIMENTS[branch].name)
 
 
-# Module-level and argument-free, so `dg.reconstructable` can point at them.
-def muspy_experiment() -> dg.JobDefinition:
-    return experiment_job("muspy")
+def reconstructable_experiment(branch: str, home: BatonHome) -> ReconstructableJob:
+    """A pointer Dagster can rebuild the job from. The home is one of its arguments: Dagster caches the
+    job it rebuilds by pointer, so a process that changes BATON_HOME (tests) still gets its own home's."""
+    import dagster as dg
 
-
-def mmt_experiment() -> dg.JobDefinition:
-    return experiment_job("mmt")
-
-
-def instrumentation_experiment() -> dg.JobDefinition:
-    return experiment_job("instrumentation")
-
-
-def performance_experiment() -> dg.JobDefinition:
-    return experiment_job("performance")
-
-
-def video_experiment() -> dg.JobDefinition:
-    return experiment_job("video")
-
-
-LOADERS = {
-    "muspy": muspy_experiment, "mmt": mmt_experiment, "instrumentation": instrumentation_experiment,
-    "performance": performance_experiment, "video": video_experiment,
-}  # fmt: skip
+    return dg.build_reconstructable_job(__name__, experiment_job.__name__, reconstructable_args=(branch, home.root))
 
 
 @dataclass
@@ -77,7 +59,7 @@ class Child:
 
 @dataclass
 class Outcome:
-    """How one run ended: an experiment run with its child runs, or a single job's run."""
+    """How one experiment run ended, with the child runs its stages started."""
 
     job: str
     run_id: str
@@ -100,13 +82,14 @@ def child_runs(instance: dg.DagsterInstance, run_id: str) -> list[Child]:
     ]  # fmt: skip
 
 
-def launch_experiment(instance: dg.DagsterInstance, branch: str, config: dict) -> Outcome:
+def launch_experiment(instance: dg.DagsterInstance, branch: str, config: dict, home: BatonHome | None = None) -> Outcome:
     """One run of the branch's experiment job on the persistent instance (it shows on the UI's Runs page)."""
     import dagster as dg
 
     from pipelines.experiments import EXPERIMENTS
 
-    result = dg.execute_job(dg.reconstructable(LOADERS[branch]), instance=instance, run_config=config)
+    job = reconstructable_experiment(branch, home or BatonHome.from_env())
+    result = dg.execute_job(job, instance=instance, run_config=config)
     errors = [
         f"{event.step_key}: {event.event_specific_data.error.message.strip().splitlines()[0]}"
         for event in result.all_events

@@ -18,8 +18,8 @@ def report_clipsep(home: BatonHome) -> None:
 
 
 def report_perplexity(home: BatonHome, png: str) -> None:
-    from assets.cross_dataset.language_model import heatmap_png
     from assets.core.metadata import markdown_table
+    from assets.cross_dataset.language_model import heatmap_png
     from storage import shards
 
     long = shards.read_table(home.datasets, "cross_dataset_perplexity", "__all__").to_pandas()

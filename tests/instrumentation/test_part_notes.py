@@ -6,9 +6,9 @@ import pytest
 from assets.instrumentation import part_notes as pn
 from assets.scores import tables
 from assets.scores.datasets import list_items
-from assets.scores.songs import assign_splits
 from assets.scores.ingest import music_to_rows
 from assets.scores.readers import read_item
+from assets.scores.songs import assign_splits
 
 SATB, QUARTET, LMD = pn.SCHEMES["satb"], pn.SCHEMES["string_quartet"], pn.SCHEMES["lmd"]
 

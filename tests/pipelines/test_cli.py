@@ -1,6 +1,6 @@
 import pandas as pd
-import pytest
 import pyarrow as pa
+import pytest
 
 from pipelines.cli import main
 from storage import shards

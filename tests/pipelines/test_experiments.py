@@ -9,6 +9,7 @@ import music21
 import pytest
 
 from pipelines.cli import launch, main
+from pipelines.cli.demo import DEMO_DATASETS, demo_configs
 from pipelines.definitions import build_defs
 from pipelines.experiments import CONFIGS, EXPERIMENT_TAG, EXPERIMENTS, STAGE_TAG
 from storage import shards, tracking
@@ -45,13 +46,15 @@ def test_every_branch_has_one_job_whose_run_config_is_its_config(home, persisten
         job = defs.resolve_job_def(f"{branch}_experiment")
         assert set(job.run_config_schema.config_type.fields) == set(config.model_fields)
         assert config.model_fields["stage"].default == "all"
+    for branch, config in demo_configs(list(DEMO_DATASETS)).items():  # what `baton demo` launches is valid config
+        dg.validate_run_config(defs.resolve_job_def(f"{branch}_experiment"), config)
     steps = [node.name for node in defs.resolve_job_def("muspy_experiment").nodes_in_topological_order]
     assert steps == ["muspy__datasets", "muspy__combined_models", "muspy__perplexity"]
 
 
 def test_experiment_job_runs_its_stages_as_tagged_child_runs(home, persistent):
     dataset = score_batch(home, "few")
-    job = dg.reconstructable(launch.muspy_experiment)
+    job = launch.reconstructable_experiment("muspy", home)
     result = dg.execute_job(job, instance=persistent, run_config={"stage": "data", "datasets": [dataset]})
     assert result.success
 
@@ -67,6 +70,26 @@ def test_experiment_job_runs_its_stages_as_tagged_child_runs(home, persistent):
         assert event.run_id == children[0].run_id and event.dagster_event.partition == dataset
         assert shards.read_manifest(home.datasets, asset, dataset).rows > 0
     assert persistent.get_latest_materialization_event(dg.AssetKey("music_lm")) is None  # stage=data trains nothing
+
+
+# Right after another home ran the same experiment job in this process (see the home check below).
+def test_a_failed_child_run_fails_the_experiment_and_names_it(home, persistent, capsys):
+    good, junk = score_batch(home, "good", n=3), score_batch(home, "junk", junk=True)
+    assert main(["experiment", "--stage", "data", "--datasets", junk, good]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL muspy_experiment" in out
+    assert f"FAIL ingest_scores_job[{junk}]" in out and f"ok   ingest_scores_job[{good}]" in out  # the next one still ran
+    # In this test's home, not the previous test's: Dagster caches a rebuilt job by its pointer, which names the home.
+    assert shards.read_manifest(home.datasets, "notes", good).rows > 0
+
+    (experiment,) = persistent.get_runs(filters=dg.RunsFilter(job_name="muspy_experiment"))
+    assert experiment.status == dg.DagsterRunStatus.FAILURE
+    failures = [e for e in persistent.all_logs(experiment.run_id) if e.dagster_event and e.dagster_event.is_step_failure]
+    (failure,) = failures
+    assert failure.step_key == "muspy__perplexity"  # the last stage, after the others ran
+    (failed,) = persistent.get_runs(filters=dg.RunsFilter(tags={EXPERIMENT_TAG: experiment.run_id}, statuses=[dg.DagsterRunStatus.FAILURE]))
+    message = failure.dagster_event.event_specific_data.error.message
+    assert f"ingest_scores_job[{junk}] (run {failed.run_id})" in message and "1 of 2 child runs failed" in message
 
 
 def test_stage_data_and_ingest_write_notes_but_train_nothing(home, persistent, capsys):
@@ -86,20 +109,3 @@ def test_stage_data_and_ingest_write_notes_but_train_nothing(home, persistent, c
     assert tracking.get_alias_version(tracking.default_tracking_uri(home), "mmt", "candidate") is None
     (experiment,) = persistent.get_runs(filters=dg.RunsFilter(job_name="mmt_experiment"))
     assert experiment.run_config == {"stage": "data", "datasets": [dataset]}  # what the UI's Launchpad shows
-
-
-def test_a_failed_child_run_fails_the_experiment_and_names_it(home, persistent, capsys):
-    good, junk = score_batch(home, "good", n=3), score_batch(home, "junk", junk=True)
-    assert main(["experiment", "--stage", "data", "--datasets", junk, good]) == 1
-    out = capsys.readouterr().out
-    assert "FAIL muspy_experiment" in out
-    assert f"FAIL ingest_scores_job[{junk}]" in out and f"ok   ingest_scores_job[{good}]" in out  # the next one still ran
-
-    (experiment,) = persistent.get_runs(filters=dg.RunsFilter(job_name="muspy_experiment"))
-    assert experiment.status == dg.DagsterRunStatus.FAILURE
-    failures = [e for e in persistent.all_logs(experiment.run_id) if e.dagster_event and e.dagster_event.is_step_failure]
-    (failure,) = failures
-    assert failure.step_key == "muspy__perplexity"  # the last stage, after the others ran
-    (failed,) = persistent.get_runs(filters=dg.RunsFilter(tags={EXPERIMENT_TAG: experiment.run_id}, statuses=[dg.DagsterRunStatus.FAILURE]))
-    message = failure.dagster_event.event_specific_data.error.message
-    assert f"ingest_scores_job[{junk}] (run {failed.run_id})" in message and "1 of 2 child runs failed" in message

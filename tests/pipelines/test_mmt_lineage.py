@@ -5,8 +5,8 @@ import os
 import shutil
 
 import dagster as dg
-import muspy
 import music21
+import muspy
 import numpy as np
 import pytest
 

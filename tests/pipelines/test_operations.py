@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import dagster as dg
 import pyarrow as pa
 
+from assets.core.resources import HomeResource
 from assets.scores import tables
 from pipelines import definitions, sensors
 from pipelines.definitions import build_defs
-from assets.core.resources import HomeResource
 from pipelines.schedules import weekly_music_lm_retrain
 from storage import shards
 

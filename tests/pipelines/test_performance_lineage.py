@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from assets.violin.sources import SAMPLE_NAME, shared_data_dir
-from pipelines import cli
-from pipelines.definitions import build_defs
 from assets.core.tools import missing_tools
+from assets.violin.sources import SAMPLE_NAME, shared_data_dir
+from pipelines.cli import launch
+from pipelines.definitions import build_defs
 from storage import shards
 
 SAMPLE = shared_data_dir() / SAMPLE_NAME
@@ -135,12 +135,13 @@ def bad_manifest(folder: Path, missing_url: str) -> Path:
     return folder / "info.csv"
 
 
-def test_bad_recordings_are_rejects_and_the_others_complete(home, tmp_path, serve, monkeypatch, capsys):
-    monkeypatch.setenv("DAGSTER_HOME", home.dagster)  # cli.instance_for sets it; restored afterwards
+def test_bad_recordings_are_rejects_and_the_others_complete(home, tmp_path, serve, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", home.dagster)  # launch.instance_for sets it; restored afterwards
     (tmp_path / "site").mkdir()
     info = bad_manifest(tmp_path / "manifest", f"{serve(tmp_path / 'site')}/missing.mp3")
 
-    results = cli.run_performance_data(home, str(info), method="v2")
+    instance = launch.instance_for(home)
+    outcome = launch.launch_experiment(instance, "performance", {"stage": "data", "manifest": str(info), "method": "v2"}, home)
 
     expected = {
         "silent": ("recording_audio_rejects", "slice", "SilentAudio"),
@@ -151,9 +152,12 @@ def test_bad_recordings_are_rejects_and_the_others_complete(home, tmp_path, serv
         "wrong-slice": ("score_renders_rejects", "render", "LengthMismatch"),
     }
     recordings = [SAMPLE_IDS[1], *expected]
-    assert results == {"recordings": True, **{r: True for r in recordings}, "violin_reject_rate": False}
-    assert "== violin_reject_rate" in capsys.readouterr().out
-    instance = cli.instance_for(home)
+    assert not outcome.ok  # the reject-rate gate fails the experiment; every recording still completed
+    assert {(c.job, c.partition): c.ok for c in outcome.children} == {
+        ("violin_recordings_job", None): True,
+        **{("violin_data_job", r): True for r in recordings},
+        ("violin_reject_rate_job", None): False,
+    }
     assert sorted(instance.get_dynamic_partitions("recordings")) == sorted(recordings)
 
     for recording, (table, stage, error_type) in expected.items():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from assets.core.tools import missing_tools
 from assets.violin.sources import SAMPLE_NAME, shared_data_dir
 from pipelines import cli
 from pipelines.definitions import build_defs
-from assets.core.tools import missing_tools
 from storage import shards, tracking
 
 SAMPLE = shared_data_dir() / SAMPLE_NAME

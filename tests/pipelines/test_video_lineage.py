@@ -14,12 +14,13 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
+from assets.core.resources import HomeResource
+from assets.core.tools import missing_tools
 from assets.videos import media, synthetic
 from models.clip_embed import SMALL_CLIP
 from pipelines import cli, sensors
+from pipelines.cli import launch
 from pipelines.definitions import build_defs
-from assets.core.resources import HomeResource
-from assets.core.tools import missing_tools
 from storage import shards, tracking
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"missing system packages {missing_tools()}")
@@ -74,7 +75,11 @@ def test_videos_to_embeddings_with_rejects(home, made, serve, monkeypatch):
     folder, made_rows = made
     source = manifest(folder, made_rows, serve(folder))
 
-    assert cli.run_video_data(home, source, BATCH, SMALL_CLIP) == {f"video_data[{BATCH}]": True}
+    with launch.instance_for(home) as instance:
+        outcome = launch.launch_experiment(
+            instance, "video", {"stage": "data", "source": source, "batch": BATCH, "clip_model": SMALL_CLIP}, home
+        )
+    assert outcome.ok and [(c.job, c.partition, c.ok) for c in outcome.children] == [("video_data_job", BATCH, True)]
 
     videos = {v["id"]: v for v in rows(home, "videos")}
     good = {r["id"] for r in made_rows}
@@ -99,7 +104,7 @@ def test_videos_to_embeddings_with_rejects(home, made, serve, monkeypatch):
     vectors = np.array([e["embedding"] for e in embeddings], dtype=np.float32)
     assert vectors.shape == (9, 512) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
     assert {e["model"] for e in embeddings} == {SMALL_CLIP}
-    with cli.instance_for(home) as instance:
+    with launch.instance_for(home) as instance:
         records = instance.fetch_materializations(dg.AssetKey("clip_embeddings"), limit=1).records
         meta = records[0].asset_materialization.metadata
     assert meta["semantic"].value is False and "NOT semantic" in meta["note"].value
@@ -151,8 +156,11 @@ def test_clipsep_trains_evaluates_promotes_and_separates(home, tmp_path, monkeyp
 
     folder = tmp_path / "set"
     synthetic.make_dataset(folder, per_instrument=3, instruments=["violin", "flute", "trumpet"], seconds=5.0)
-    results = cli.run_video(home, "smoke", source=str(folder), batch="trio", model=SMALL_CLIP, methods=["nit", "pit"], n_mixtures=12)
-    assert all(results.values()), results
+    config = {"profile": "smoke", "source": str(folder), "batch": "trio", "clip_model": SMALL_CLIP,
+              "methods": ["nit", "pit"], "n_mixtures": 12}  # fmt: skip
+    with launch.instance_for(home) as instance:
+        outcome = launch.launch_experiment(instance, "video", config, home)
+    assert outcome.ok, (outcome.errors, [c.name for c in outcome.children if not c.ok])
 
     table = shards.read_table(home.datasets, "clipsep_eval", "__all__").to_pandas().set_index("model")
     assert list(table.index) == ["mixture", "CLIPSep-NIT", "PIT"]

@@ -9,8 +9,17 @@ import pytest
 
 from assets.videos.sources import read_manifest
 from assets.videos.synthetic import (
-    INSTRUMENTS, LOOKS, MANIFEST_COLUMNS, RANGES, SAMPLE_RATE, SIZE, make_dataset, make_video, melody_notes,
-    render_frames, video_seed,
+    INSTRUMENTS,
+    LOOKS,
+    MANIFEST_COLUMNS,
+    RANGES,
+    SAMPLE_RATE,
+    SIZE,
+    make_dataset,
+    make_video,
+    melody_notes,
+    render_frames,
+    video_seed,
 )
 
 SECONDS = 3.0

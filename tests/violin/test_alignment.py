@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from assets.core.tools import soundfont_path
 from assets.violin import alignment as al
 from assets.violin import humanize
 from assets.violin.render import LengthMismatch, render, tempo_for
 from assets.violin.scores import RESOLUTION, read_notes_csv
 from assets.violin.sources import SAMPLE_RATE, load_slice, sample_manifest
-from assets.core.tools import soundfont_path
 
 SR = SAMPLE_RATE
 needs_soundfonts = pytest.mark.skipif(

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from assets.violin.render import LengthMismatch, check_length, render, score_seconds, tempo_for
 from assets.core.tools import soundfont_path
+from assets.violin.render import LengthMismatch, check_length, render, score_seconds, tempo_for
 
 FLUID_R3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 # FluidR3's uncompressed samples load in well under a second; the .sf3 takes seconds to decompress

@@ -13,7 +13,6 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 from models.deep_performer.vocoder.config import VocoderConfig
 from models.mel import HOP, N_MELS
 
-
 LRELU_SLOPE = 0.1
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.checkpoints import seed_everything
 from models.clipsep import (
     CLIP_SAMPLES,
     EMBED_DIM,
@@ -25,18 +26,17 @@ from models.clipsep import (
     noise_regularizer,
     objective,
     query_vector,
+    save_model,
     sdr,
     sdri,
     separate,
     separate_pit,
-    save_model,
     stft,
     train,
     unwarp,
     validate,
     warp,
 )
-from models.checkpoints import seed_everything
 
 SMOKE = PROFILES["smoke"]
 F0 = (196.0, 440.0, 1046.5)  # one harmonic tone family per class, in separate frequency ranges

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from models.checkpoints import seed_everything
-from models.mel import HOP, N_FFT, N_MELS, SAMPLE_RATE, log_mel, log_mel_torch
 from models.deep_performer.vocoder import (
     PROFILES,
     Generator,
@@ -25,6 +24,7 @@ from models.deep_performer.vocoder import (
     train_hifigan,
     validate,
 )
+from models.mel import HOP, N_FFT, N_MELS, SAMPLE_RATE, log_mel, log_mel_torch
 
 SMOKE = PROFILES["smoke"]
 CPU = torch.device("cpu")

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from models.part_separation import RESOLUTION, PartSong
 from models.part_separation import (
     ARCHS,
     IGNORE_INDEX,
@@ -13,8 +12,10 @@ from models.part_separation import (
     OFFLINE,
     ONLINE,
     PROFILES,
+    RESOLUTION,
     Hints,
     PartSepConfig,
+    PartSong,
     build_model,
     collate,
     configure,
