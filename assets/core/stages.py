@@ -10,6 +10,7 @@ from assets.core.metadata import manifest_metadata, preview
 from assets.core.rejects import Reject, rejects_table
 from assets.core.resources import HomeResource
 from assets.core.tools import missing_tools
+from assets.core.versions import code_version
 from storage import shards
 
 
@@ -38,13 +39,13 @@ def with_rejects_specs(asset: str, deps: list[str], description: str, group: str
 
 
 def write_with_rejects(
-    home: HomeResource, asset: str, partition: str, table: pa.Table, rejects: list[Reject], metadata: dict, code_version: str
+    context: dg.AssetExecutionContext, home: HomeResource, asset: str, table: pa.Table, rejects: list[Reject], metadata: dict
 ) -> Iterator[dg.MaterializeResult]:
     """Both shard sets of a stage, always written (an empty one too), so re-materializing replaces both."""
-    root = home.home.datasets
-    out = shards.write_table(root, asset, partition, table, code_version=code_version)
+    root, partition, version = home.home.datasets, context.partition_key, code_version(context)
+    out = shards.write_table(root, asset, partition, table, code_version=version)
     rejected = rejects_table(rejects)
-    rejected_manifest = shards.write_table(root, f"{asset}_rejects", partition, rejected, code_version=code_version)
+    rejected_manifest = shards.write_table(root, f"{asset}_rejects", partition, rejected, code_version=version)
     status = {"rejects": len(rejects)} | ({"rejected": f"{rejects[0].error_type}: {rejects[0].message}"} if rejects else {})
     yield dg.MaterializeResult(asset_key=asset, metadata={**manifest_metadata(out), **status, **metadata})
     yield dg.MaterializeResult(
@@ -52,6 +53,8 @@ def write_with_rejects(
     )
 
 
-def skipped(home: HomeResource, asset: str, partition: str, schema: pa.Schema, reason: str, code_version: str) -> dg.MaterializeResult:
-    manifest = shards.write_table(home.home.datasets, asset, partition, schema.empty_table(), code_version=code_version)
+def skipped(context: dg.AssetExecutionContext, home: HomeResource, asset: str, schema: pa.Schema, reason: str) -> dg.MaterializeResult:
+    manifest = shards.write_table(
+        home.home.datasets, asset, context.partition_key, schema.empty_table(), code_version=code_version(context)
+    )
     return dg.MaterializeResult(metadata={**manifest_metadata(manifest), "skipped": reason})

@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 from assets.core import stages
 from assets.core.metadata import manifest_metadata, png_markdown, preview
 from assets.core.partitions import VIDEO_BATCHES
-from assets.core.rejects import Reject
 from assets.core.resources import HomeResource
 from assets.core.stages import read_shards, require
 from assets.core.versions import code_version
@@ -30,11 +29,6 @@ GROUP = "videos"
 def with_rejects_specs(asset: str, deps: list[str], description: str) -> list[dg.AssetSpec]:
     return stages.with_rejects_specs(asset, deps, description, GROUP, "video")
 
-
-def write_with_rejects(
-    context: dg.AssetExecutionContext, home: HomeResource, asset: str, table: pa.Table, rejects: list[Reject], metadata: dict
-) -> Iterator[dg.MaterializeResult]:
-    return stages.write_with_rejects(home, asset, context.partition_key, table, rejects, metadata, code_version(context))
 
 
 def batch_folder(home: HomeResource, batch: str) -> Path:
@@ -76,7 +70,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, home: HomeRe
     metadata = {"source": config.source or str(batch_folder(home, batch)), "in_manifest": len(found)}
     if rows:
         metadata["preview"] = preview(table.drop_columns(["path"]))
-    yield from write_with_rejects(context, home, "videos", table, rejects + unreadable, metadata)
+    yield from stages.write_with_rejects(context, home, "videos", table, rejects + unreadable, metadata)
 
 
 @dg.multi_asset(
@@ -91,7 +85,7 @@ def video_audio(context: dg.AssetExecutionContext, home: HomeResource) -> Iterat
     )
     table = tables.audio_table(done)
     seconds = float(pc.sum(table.column("seconds")).as_py() or 0.0)
-    yield from write_with_rejects(context, home, "video_audio", table, rejects, {"videos": table.num_rows, "seconds": seconds})
+    yield from stages.write_with_rejects(context, home, "video_audio", table, rejects, {"videos": table.num_rows, "seconds": seconds})
 
 
 @dg.multi_asset(
@@ -110,7 +104,7 @@ def video_frames(context: dg.AssetExecutionContext, home: HomeResource) -> Itera
     if table.num_rows:
         first = table.slice(0, 1).to_pylist()[0]
         metadata["first_frame"] = dg.MetadataValue.md(png_markdown(first["video"], first["jpeg"], "image/jpeg"))
-    yield from write_with_rejects(context, home, "video_frames", table, rejects, metadata)
+    yield from stages.write_with_rejects(context, home, "video_frames", table, rejects, metadata)
 
 
 class EmbeddingConfig(dg.Config):

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from assets.core import stages
 from assets.core.metadata import manifest_metadata, png_markdown, preview
 from assets.core.partitions import RECORDINGS
-from assets.core.rejects import Reject, reject_rate
+from assets.core.rejects import reject_rate
 from assets.core.resources import HomeResource, QualityGates
 from assets.core.stages import read_shards, require
 from assets.core.synth import RenderError
@@ -34,14 +34,6 @@ def with_rejects_specs(asset: str, deps: list[str], description: str) -> list[dg
     return stages.with_rejects_specs(asset, deps, description, GROUP, "recording")
 
 
-def write_with_rejects(
-    context: dg.AssetExecutionContext, home: HomeResource, asset: str, table: pa.Table, rejects: list[Reject], metadata: dict
-) -> Iterator[dg.MaterializeResult]:
-    return stages.write_with_rejects(home, asset, context.partition_key, table, rejects, metadata, code_version(context))
-
-
-def skipped(context: dg.AssetExecutionContext, home: HomeResource, asset: str, schema: pa.Schema, reason: str) -> dg.MaterializeResult:
-    return stages.skipped(home, asset, context.partition_key, schema, reason, code_version(context))
 
 
 def recording_of(home: HomeResource, recording_id: str) -> tuple[sources.Recording, str | None]:
@@ -115,7 +107,7 @@ def recording_audio(
         except ValueError as exc:  # AudioError subclasses, and a manifest slice that is empty
             rejects.append(sources.reject(recording, "slice", exc))
     source = str(paths.get(recording.id) or recording.url)
-    yield from write_with_rejects(
+    yield from stages.write_with_rejects(
         context, home, "recording_audio", table, rejects,
         {"source": source, "seconds": recording.seconds, "attribution": recording.attribution},
     )
@@ -135,7 +127,7 @@ def violin_scores(context: dg.AssetExecutionContext, home: HomeResource) -> Iter
         table = tables.notes_table(recording.id, notes)
     except scores.ScoreError as exc:
         rejects.append(sources.reject(recording, "score", exc))
-    yield from write_with_rejects(
+    yield from stages.write_with_rejects(
         context, home, "violin_scores", table, rejects,
         {"score": recording.score, "repeats": f"{recording.repeat1}, {recording.repeat2}"},
     )
@@ -166,7 +158,7 @@ def score_renders(context: dg.AssetExecutionContext, home: HomeResource) -> Iter
             metadata = {"qpm": qpm, "wav": dg.MetadataValue.path(str(wav))}
         except (render.LengthMismatch, RenderError) as exc:
             rejects.append(sources.reject(recording, "render", exc))
-    yield from write_with_rejects(context, home, "score_renders", table, rejects, metadata)
+    yield from stages.write_with_rejects(context, home, "score_renders", table, rejects, metadata)
 
 
 class AlignmentConfig(dg.Config):
@@ -185,7 +177,7 @@ def alignments(context: dg.AssetExecutionContext, config: AlignmentConfig, home:
     render_table = read_shards(home, "score_renders", partition)
     reason = rejected.skip_reason(home.home.datasets, partition, {"recording_audio": audio_table, "score_renders": render_table})
     if reason:
-        return skipped(context, home, "alignments", tables.ALIGNED, reason)
+        return stages.skipped(context, home, "alignments", tables.ALIGNED, reason)
     audio = tables.samples(audio_table)
     notes = tables.note_array(read_shards(home, "violin_scores", partition))
     qpm = render_table.column("qpm")[0].as_py()
@@ -227,7 +219,7 @@ def performance_clips(context: dg.AssetExecutionContext, config: ClipsConfig, ho
     audio_table, aligned = read_shards(home, "recording_audio", partition), read_shards(home, "alignments", partition)
     reason = rejected.skip_reason(home.home.datasets, partition, {"recording_audio": audio_table, "alignments": aligned})
     if reason:
-        return skipped(context, home, "performance_clips", clips.CLIPS, reason)
+        return stages.skipped(context, home, "performance_clips", clips.CLIPS, reason)
     qpm = read_shards(home, "score_renders", partition).column("qpm")[0].as_py()
     rows = clips.clip_rows(
         partition, tables.samples(audio_table), tables.note_array(aligned), aligned.column("start").to_numpy(),
