@@ -51,6 +51,12 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device, keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """A batch moved to ``device``; the tensors named in ``keep`` stay where they are (lengths that
+    packing needs on the CPU)."""
+    return {k: v if k in keep else v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 

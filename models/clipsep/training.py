@@ -12,11 +12,7 @@ from models.clipsep.config import CLIPSepConfig
 from models.clipsep.losses import objective
 from models.clipsep.mixtures import Mixture, Source, deterministic_mixtures, mixture_batches, stack_mixtures
 from models.clipsep.network import CLIPSep, build_model
-from models.training import FitResult, LoopConfig, default_device, fit, model_device
-
-
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+from models.training import FitResult, LoopConfig, default_device, fit, model_device, to_device
 
 
 def lr_multiplier(step: int, cfg: CLIPSepConfig) -> float:
@@ -34,7 +30,7 @@ def validate(model: CLIPSep, mixtures: Sequence[Mixture]) -> dict[str, float]:
     totals: dict[str, float] = {}
     for b in range(0, len(mixtures), model.cfg.batch_size):
         chunk = mixtures[b : b + model.cfg.batch_size]
-        batch = _to(stack_mixtures(chunk), device)
+        batch = to_device(stack_mixtures(chunk), device)
         for key, value in objective(model, batch["mixture"], batch["sources"], batch["queries"]).items():
             totals[key] = totals.get(key, 0.0) + value.item() * len(chunk)
     return {f"val_{k}": v / len(mixtures) for k, v in totals.items()}
@@ -60,7 +56,7 @@ def train(
     val_mixtures = deterministic_mixtures(val_sources, cfg.n_val_mixtures, cfg.seed)
 
     def step_loss(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        batch = _to(batch, model_device(m))
+        batch = to_device(batch, model_device(m))
         return objective(m, batch["mixture"], batch["sources"], batch["queries"])["loss"]
 
     result = fit(

@@ -99,5 +99,3 @@ def clip_batches(clips: Sequence[Clip], cfg: DeepPerformerConfig, seed: int) -> 
         yield collate(items)
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from models.deep_performer.clips import Clip, collate, to_device
+from models.deep_performer.clips import Clip, collate
 from models.deep_performer.config import FRAME_RATE, DeepPerformerConfig
-from models.training import model_device
+from models.training import model_device, to_device
 
 
 def mel_errors(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.deep_performer.clips import Clip, collate, crop, select_notes, to_device
+from models.deep_performer.clips import Clip, collate, crop, select_notes
 from models.deep_performer.config import DeepPerformerConfig
 from models.deep_performer.network import frames_per_beat
-from models.training import model_device
+from models.training import model_device, to_device
 
 
 @torch.no_grad()

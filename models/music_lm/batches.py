@@ -75,7 +75,7 @@ def crop_batches(
         yield torch.from_numpy(np.stack(crops))
 
 
-def _windows(sequences: Iterable[np.ndarray], seq_len: int) -> Iterator[np.ndarray]:
+def eval_windows(sequences: Iterable[np.ndarray], seq_len: int) -> Iterator[np.ndarray]:
     """Windows of seq_len + 1 tokens at stride seq_len: every token after the first is a target exactly once."""
     for seq in sequences:
         seq = np.asarray(seq)

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.checkpoints import seed_everything
-from models.music_lm.batches import IGNORE_INDEX, _windows
+from models.music_lm.batches import IGNORE_INDEX, eval_windows
 from models.music_lm.config import LMConfig
 from models.music_lm.network import build_model
 from models.training import FitResult, LoopConfig, default_device, fit
@@ -43,7 +43,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    windows = _windows(sequences, seq_len)
+    windows = eval_windows(sequences, seq_len)
     while chunk := list(itertools.islice(windows, batch_size)):
         loss, n = _nll(model, torch.from_numpy(np.stack(chunk)).to(device))
         total += loss.item()

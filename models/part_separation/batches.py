@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from models.part_separation.config import PartSepConfig
-from models.part_separation.hints import _resolve, _shift, hints_from_labels
+from models.part_separation.hints import hints_from_labels, resolve_hints, shift_hints
 from models.part_separation.note_features import features
 from models.part_separation.songs import PartSong
 
@@ -55,7 +55,7 @@ def crop_batches(songs: Sequence[PartSong], cfg: PartSepConfig, seed: int) -> It
     if not songs:
         raise ValueError("no training song has notes")
     song_hints = [hints_from_labels(s.onset, s.pitch, s.label, cfg.n_parts) for s in songs]
-    no_hints = _resolve(None, cfg)
+    no_hints = resolve_hints(None, cfg)
     rng = np.random.default_rng(seed)
     while True:
         items = []
@@ -67,11 +67,9 @@ def crop_batches(songs: Sequence[PartSong], cfg: PartSepConfig, seed: int) -> It
             pitch = song.pitch[window]
             semitones = int(rng.choice(transpositions(pitch, cfg.transpose_low, cfg.transpose_high)))
             drop = rng.random() < cfg.hint_dropout
-            hints = no_hints if drop else _shift(song_hints[i], start, semitones)
+            hints = no_hints if drop else shift_hints(song_hints[i], start, semitones)
             feats = features(song.onset[window], song.duration[window], pitch + semitones, hints, cfg.n_parts)
             items.append((feats, song.label[window]))
         yield collate(items)
 
 
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v if k == "length" else v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -51,7 +51,7 @@ def hints_from_labels(onset: np.ndarray, pitch: np.ndarray, label: np.ndarray, n
     return Hints(entry=entry, pitch=_mean_pitch(pitch, label, n_parts))
 
 
-def _resolve(hints: Hints | None, cfg: PartSepConfig) -> Hints:
+def resolve_hints(hints: Hints | None, cfg: PartSepConfig) -> Hints:
     """Fill unknown pitch hints with the training-set means: what inference without labels sees."""
     entry = hints.entry if hints is not None else None
     pitch = hints.pitch if hints is not None else None
@@ -60,7 +60,7 @@ def _resolve(hints: Hints | None, cfg: PartSepConfig) -> Hints:
     return Hints(entry=entry, pitch=pitch)
 
 
-def _shift(hints: Hints, start: int, semitones: int) -> Hints:
+def shift_hints(hints: Hints, start: int, semitones: int) -> Hints:
     """Hints of the window starting at note ``start`` of a song transposed by ``semitones``."""
     entry = None if hints.entry is None else np.where(hints.entry == NEVER, NEVER, hints.entry - start)
     pitch = None if hints.pitch is None else hints.pitch + semitones

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.part_separation.batches import _to, collate
+from models.part_separation.batches import collate
 from models.part_separation.config import PartSepConfig
-from models.part_separation.hints import Hints, _resolve, _shift, hints_from_labels
+from models.part_separation.hints import Hints, hints_from_labels, resolve_hints, shift_hints
 from models.part_separation.note_features import features
 from models.part_separation.songs import PartSong
-from models.training import model_device
+from models.training import model_device, to_device
 
 
 @torch.no_grad()
@@ -34,16 +34,16 @@ def _song_logits(
     device = model_device(model)
     windows = []  # (song, start, features)
     for s, (onset, duration, pitch, hints) in enumerate(songs):
-        hints = _resolve(hints, cfg)
+        hints = resolve_hints(hints, cfg)
         for start in range(0, len(pitch), cfg.max_len):
             w = slice(start, start + cfg.max_len)
-            feats = features(onset[w], duration[w], pitch[w], _shift(hints, start, 0), cfg.n_parts)
+            feats = features(onset[w], duration[w], pitch[w], shift_hints(hints, start, 0), cfg.n_parts)
             windows.append((s, start, feats))
     out = [np.zeros((len(song[2]), cfg.n_parts), dtype=np.float32) for song in songs]
     order = sorted(range(len(windows)), key=lambda i: len(windows[i][2]["pitch"]))
     for b in range(0, len(order), cfg.batch_size):
         chunk = [windows[i] for i in order[b : b + cfg.batch_size]]
-        logits = model(_to(collate([(f, None) for _, _, f in chunk]), device)).float().cpu().numpy()
+        logits = model(to_device(collate([(f, None) for _, _, f in chunk]), device, keep=("length",))).float().cpu().numpy()
         for row, (s, start, feats) in enumerate(chunk):
             out[s][start : start + len(feats["pitch"])] = logits[row, : len(feats["pitch"])]
     model.train(was_training)

@@ -11,13 +11,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.checkpoints import seed_everything
-from models.part_separation.batches import IGNORE_INDEX, _to, crop_batches
+from models.part_separation.batches import IGNORE_INDEX, crop_batches
 from models.part_separation.config import PartSepConfig
 from models.part_separation.hints import part_pitch_means
 from models.part_separation.inference import evaluate
 from models.part_separation.network import build_model
 from models.part_separation.songs import PartSong
-from models.training import FitResult, LoopConfig, default_device, fit, model_device
+from models.training import FitResult, LoopConfig, default_device, fit, model_device, to_device
 
 
 def configure(cfg: PartSepConfig, train_songs: Sequence[PartSong]) -> PartSepConfig:
@@ -31,7 +31,7 @@ def configure(cfg: PartSepConfig, train_songs: Sequence[PartSong]) -> PartSepCon
 
 def _loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy over the real notes of a batch, in float32."""
-    batch = _to(batch, model_device(model))
+    batch = to_device(batch, model_device(model), keep=("length",))
     logits = model(batch).float()
     return F.cross_entropy(logits.flatten(0, 1), batch["label"].flatten(), ignore_index=IGNORE_INDEX)
 
