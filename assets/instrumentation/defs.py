@@ -10,7 +10,6 @@ import dagster as dg
 import mlflow
 import pandas as pd
 import pyarrow.compute as pc
-from mlflow.entities.model_registry import ModelVersion
 
 from assets.core import plots
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
@@ -135,9 +134,6 @@ def part_separation_model(
     return dg.MaterializeResult(metadata=training_metadata(REGISTERED, version, result, tracking.run_url(run)))
 
 
-def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion):
-    return ps.load_model(tracking.fetch(version, home.home.cache), default_device())
-
 
 class PartSepEvalConfig(dg.Config):
     datasets: list[str] = []
@@ -166,7 +162,9 @@ def part_separation_eval(
     part_names = test_songs[0].part_names
     baselines = evaluation.baseline_rows(train_songs, test_songs, len(part_names))
     results = {
-        arch: evaluation.evaluate_arch(arch, *load_version(home, tracking, version), test_songs, len(part_names))
+        arch: evaluation.evaluate_arch(
+            arch, *ps.load_model(tracking.fetch(version, home.home.cache), default_device()), test_songs, len(part_names)
+        )
         for arch, version in versions.items()
     }
     for arch, result in results.items():
@@ -205,7 +203,7 @@ def champion(home: HomeResource, tracking: MlflowResource, alias: str):
         raise dg.Failure(
             f"no registered model {REGISTERED}@{alias}: materialize part_separation_model and part_separation_eval first"
         )
-    return version, *load_version(home, tracking, version)
+    return version, *ps.load_model(tracking.fetch(version, home.home.cache), default_device())
 
 
 @dg.asset(name="instrumentation", deps=["part_separation_eval"], group_name=GROUP, io_manager_key="shard_io")

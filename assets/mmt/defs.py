@@ -11,7 +11,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from mlflow.entities.model_registry import ModelVersion
 
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from assets.core.partitions import DATASETS
@@ -132,9 +131,6 @@ class SamplesConfig(dg.Config):
     datasets: list[str] = []
 
 
-def load_version(home: HomeResource, tracking: MlflowResource, version: ModelVersion) -> tuple[mmt.MMT, mmt.MMTConfig]:
-    return mmt.load_model(tracking.fetch(version, home.home.cache), default_device())
-
 
 @dg.asset(deps=["mmt_model"], group_name=GROUP, io_manager_key="shard_io")
 def mmt_samples(
@@ -144,7 +140,7 @@ def mmt_samples(
     version = tracking.get_alias_version(REGISTERED, config.alias)
     if version is None:
         raise dg.Failure(f"no registered model {REGISTERED}@{config.alias}: materialize mmt_model first")
-    model, _ = load_version(home, tracking, version)
+    model, _ = mmt.load_model(tracking.fetch(version, home.home.cache), default_device())
     datasets = training_sets(home, config.datasets)
     test_songs, test_codes = mmt_data.read_sequences(home.home.datasets, datasets, "test")
     samples = mmt_sampling.generate_samples(
@@ -182,7 +178,7 @@ def mmt_eval(
     promotes the candidate to mmt@champion when its test loss beats the champion's."""
     version_id = mmt_samples.column("model_version")[0].as_py()
     version = tracking.get_version(REGISTERED, version_id)
-    model, cfg = load_version(home, tracking, version)
+    model, cfg = mmt.load_model(tracking.fetch(version, home.home.cache), default_device())
     datasets = training_sets(home, config.datasets)
     _, test_codes = mmt_data.read_sequences(home.home.datasets, datasets, "test")
     test_loss = evaluation.test_loss(model, cfg, test_codes)
