@@ -88,3 +88,21 @@ def test_an_upward_or_sideways_import_is_caught(tmp_path, name, text, expected):
                                  "assets/mmt/ok.py": "from assets.scores import tables\nfrom models import mmt\n"})
     found = violations(tree)
     assert len(found) == 1 and expected in found[0] and found[0].startswith(name)
+
+
+def test_only_defs_and_core_modules_import_dagster():
+    """Pure modules stay testable without Dagster: the wiring lives in each package's defs.py."""
+    wired = []
+    for path in sorted((ROOT / "assets").rglob("*.py")):
+        package, name = path.relative_to(ROOT / "assets").parts[0], path.stem
+        if package == "core" or name == "defs":
+            continue
+        if any(imported.split(".")[0] == "dagster" for _, imported in imported_modules(path.read_text())):
+            wired.append(str(path.relative_to(ROOT)))
+    assert wired == []
+
+
+def test_every_package_says_what_it_holds():
+    packages = sorted(p for layer in ("assets", "models") for p in (ROOT / layer).rglob("__init__.py") if p.parent != ROOT / layer)
+    silent = [str(p.relative_to(ROOT)) for p in packages if not ast.get_docstring(ast.parse(p.read_text()))]
+    assert packages and silent == []
