@@ -44,7 +44,7 @@ def batch_name() -> str:
 
 
 def incoming_sensor(
-    kind: str, job: dg.UnresolvedAssetJobDefinition, partitions: dg.DynamicPartitionsDefinition,
+    kind: str, job, partitions: dg.DynamicPartitionsDefinition,
     target: Callable[[HomeResource, str], str], description: str,
 ) -> dg.SensorDefinition:
     """A sensor on <home>/incoming/<kind>/: settled files move to `target(home, key)` and become the
