@@ -243,9 +243,9 @@ def ingested(stage: Stage, datasets: list[str]) -> list[str]:
 
 
 def mmt_codes(stage: Stage, config: MMTExperiment) -> None:
-    """MMT event codes of every ingested dataset."""
+    """MMT event codes of every ingested dataset, prepared by the profile's rules."""
     for dataset in ingested(stage, config.datasets):
-        stage.run("mmt_codes_job", dataset)
+        stage.run("mmt_codes_job", dataset, {"mmt_codes": {"config": {"profile": config.profile}}})
 
 
 def mmt_train_and_evaluate(stage: Stage, config: MMTExperiment) -> None:

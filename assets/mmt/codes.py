@@ -1,7 +1,10 @@
-"""MMT code shards: one row per song with its (n, 6) event codes, encoded from the note shards.
+"""MMT code shards: one row per whole song with its (n, 6) event codes, encoded from the note shards.
 
-Songs the MMT vocabulary cannot express (drums only, no known instrument) become rejects with
-the encoder's reason instead of failing the partition.
+Songs are stored whole, as the published data preparation stores them, so that training draws
+its 256-beat windows from anywhere in a song (``models.mmt.window``). Songs the MMT vocabulary
+cannot express (drums only, no known instrument) and songs the profile's data preparation drops
+(too few notes, too short or too long) become rejects with the reason instead of failing the
+partition.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pyarrow.compute as pc
 
 from assets.core.rejects import Reject
 from assets.scores.songs import iter_songs
+from models import mmt
 from models.mmt import encoding as mmt_encoding
 from storage import shards
 
@@ -28,48 +32,56 @@ CODES = pa.schema(
         ("split", pa.string()),
         ("n_events", pa.int32()),
         ("n_notes", pa.int32()),
+        ("n_beats", pa.int32()),
         ("codes", pa.list_(pa.list_(pa.int16(), len(mmt_encoding.FIELDS)))),
     ]
 )
 
 
 def encode_songs(
-    dataset: str, batches: Iterable[pa.RecordBatch], splits: dict[str, str], max_seq_len: int
+    dataset: str, batches: Iterable[pa.RecordBatch], splits: dict[str, str], rules: mmt.Preparation
 ) -> Iterator[dict | Reject]:
-    """A code row per song of the streamed note rows, or a reject saying why it cannot be encoded."""
+    """A code row per song of the streamed note rows, or a reject saying why it is left out."""
     for song, notes in iter_songs(batches):
         try:
-            codes = mmt_encoding.encode(notes, max_seq_len=max_seq_len)
-        except mmt_encoding.EncodingError as exc:
-            yield Reject(dataset, song, "mmt_encode", type(exc).__name__, str(exc))
+            codes = mmt_encoding.encode(notes)
+            n_notes = int((codes[:, 0] == mmt_encoding.TYPE_NOTE).sum())
+            resolution = int(notes.column("resolution")[0].as_py())
+            mmt.check_song(
+                n_notes, mmt.end_beats(notes.column("onset").to_numpy(), notes.column("duration").to_numpy(), resolution), rules
+            )
+        except (mmt_encoding.EncodingError, mmt.SongDropped) as exc:
+            stage = "mmt_encode" if isinstance(exc, mmt_encoding.EncodingError) else "mmt_prepare"
+            yield Reject(dataset, song, stage, type(exc).__name__, str(exc))
             continue
         yield {
             "dataset": dataset,
             "song": song,
             "split": splits[song],
             "n_events": len(codes),
-            "n_notes": int((codes[:, 0] == mmt_encoding.TYPE_NOTE).sum()),
+            "n_notes": n_notes,
+            "n_beats": int(codes[-2, mmt_encoding.BEAT]),
             "codes": codes.tolist(),
         }
 
 
 def write_encoded(rows: Iterable[dict | Reject], writer: shards.ShardWriter) -> tuple[list[Reject], list[int]]:
-    """Stream the code rows into ``writer``; the rejects and every written song's event count come back."""
-    rejects, lengths = [], []
+    """Stream the code rows into ``writer``; the rejects and every written song's beat count come back."""
+    rejects, beats = [], []
     for row in rows:
         if isinstance(row, Reject):
             rejects.append(row)
         else:
-            lengths.append(row["n_events"])
+            beats.append(row["n_beats"])
             writer.write([row])
-    return rejects, lengths
+    return rejects, beats
 
 
-def length_stats(lengths: Sequence[int], max_seq_len: int) -> dict[str, float | int]:
-    """Mean events per song and how many songs the ``max_seq_len`` cut (a sign it is too short)."""
+def length_stats(beats: Sequence[int], max_beat: int) -> dict[str, float | int]:
+    """Mean song length in beats and how many songs outlast one training window, so windows move."""
     return {
-        "mean_events": float(np.mean(lengths)) if len(lengths) else 0.0,
-        "truncated_songs": int(sum(n >= max_seq_len for n in lengths)),
+        "mean_beats": float(np.mean(beats)) if len(beats) else 0.0,
+        "songs_longer_than_window": int(sum(n > max_beat for n in beats)),
     }
 
 

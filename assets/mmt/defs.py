@@ -40,8 +40,10 @@ REGISTERED = "mmt"
 
 
 class CodesConfig(dg.Config):
+    """``profile`` picks the data preparation: `paper` drops songs as the published code does, `smoke` keeps all."""
+
+    profile: str = "paper"
     split_seed: int = 0
-    max_seq_len: int = 1024
     rows_per_shard: int = 5_000
 
 
@@ -53,22 +55,27 @@ class CodesConfig(dg.Config):
     partitions_def=DATASETS,
 )
 def mmt_codes(context: dg.AssetExecutionContext, config: CodesConfig, home: HomeResource):
-    """MMT's six-field event codes per song (12 steps per quarter, 1,024 events at most), 8:1:1 split."""
+    """MMT's six-field event codes of every whole song (12 steps per quarter), 8:1:1 split; training
+    draws its windows from them."""
+    if config.profile not in mmt.PREPARATIONS:
+        raise dg.Failure(f"unknown profile {config.profile!r}: use one of {sorted(mmt.PREPARATIONS)}")
     root, partition, version = home.home.datasets, context.partition_key, code_version(context)
     song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
     splits = assign_splits(song_ids, seed=config.split_seed)
-    rows = mmt_data.encode_songs(partition, shards.iter_batches(root, "notes", [partition]), splits, config.max_seq_len)
+    rows = mmt_data.encode_songs(
+        partition, shards.iter_batches(root, "notes", [partition]), splits, mmt.PREPARATIONS[config.profile]
+    )
     with shards.ShardWriter(
         root, mmt_data.ASSET, partition, mmt_data.CODES, rows_per_shard=config.rows_per_shard,
         code_version=version, upstream={"notes": shards.read_manifest(root, "notes", partition).version},
     ) as writer:
-        rejects, lengths = mmt_data.write_encoded(rows, writer)
+        rejects, beats = mmt_data.write_encoded(rows, writer)
     rejected = rejects_table(rejects)
     rejects_manifest = shards.write_table(root, "mmt_codes_rejects", partition, rejected, code_version=version)
     if rejects:
-        context.log.warning(f"{len(rejects)} songs cannot be encoded, e.g. {rejects[0].item}: {rejects[0].message}")
+        context.log.warning(f"{len(rejects)} songs left out, e.g. {rejects[0].item}: {rejects[0].message}")
     yield dg.MaterializeResult(
-        asset_key="mmt_codes", metadata={**manifest_metadata(writer.manifest), **mmt_data.length_stats(lengths, config.max_seq_len)}
+        asset_key="mmt_codes", metadata={**manifest_metadata(writer.manifest), **mmt_data.length_stats(beats, mmt.MMTConfig().max_beat)}
     )
     yield dg.MaterializeResult(
         asset_key="mmt_codes_rejects",
@@ -143,6 +150,7 @@ def mmt_samples(
     model, _ = mmt.load_model(tracking.fetch(version, home.home.cache), default_device())
     datasets = training_sets(home, config.datasets)
     test_songs, test_codes = mmt_data.read_sequences(home.home.datasets, datasets, "test")
+    test_codes = [mmt.window(codes, model.cfg.max_beat, model.cfg.max_seq_len) for codes in test_codes]
     samples = mmt_sampling.generate_samples(
         model, test_songs, test_codes, mmt_sampling.MODES, config.per_mode, config.continuation_beats, config.max_len, config.seed
     )
@@ -182,7 +190,8 @@ def mmt_eval(
     datasets = training_sets(home, config.datasets)
     _, test_codes = mmt_data.read_sequences(home.home.datasets, datasets, "test")
     test_loss = evaluation.test_loss(model, cfg, test_codes)
-    table = evaluation.mode_table(mmt_samples, test_codes, config.n_beats)
+    first_windows = [mmt.window(codes, cfg.max_beat, cfg.max_seq_len) for codes in test_codes]
+    table = evaluation.mode_table(mmt_samples, first_windows, config.n_beats)
     with tracking.run(context, run_name="mmt_eval") as run:
         mlflow.log_metrics(evaluation.eval_metrics(table, test_loss, mmt_samples))
         mlflow.log_text(table.to_csv(index=False), "mmt_eval.csv")

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 RESOLUTION = 12  # time steps per quarter note
-MAX_BEAT = 256  # beats 0..255 encodable
+MAX_BEAT = 256  # beats 0..255 encodable in a training window
 MAX_SEQ_LEN = 1024
 KNOWN_DURATIONS = (
     *range(1, 13), 15, 16, 18, 20, 21, 24, 30, 36, 40, 42, 48, 60, 72, 84, 96, 120, 144, 168, 192, 384,
@@ -87,23 +87,24 @@ def snap_durations(ticks: np.ndarray) -> np.ndarray:
     return _DURATIONS[np.where(pick_left, left, right)]
 
 
-def encode_arrays(
+def extract_notes(
     onset: np.ndarray,
     duration: np.ndarray,
     pitch: np.ndarray,
     program: np.ndarray,
     is_drum: np.ndarray,
     resolution: int,
-    max_seq_len: int = MAX_SEQ_LEN,
 ) -> np.ndarray:
-    """Codes of one song given per-note arrays in ticks at `resolution` per quarter.
+    """The song as the published data preparation stores it: (n, 5) rows of (beat, position, pitch,
+    duration, program), durations in raw ticks at RESOLUTION, sorted and without duplicates.
 
-    Timing is rescaled as muspy's `adjust_resolution` does (onset and offset rounded
-    half-to-even), so a table and the Music it came from encode alike. As in the published
-    preprocessing, the song is shifted by whole beats so that its first encodable note falls
-    in beat 0; notes from beat MAX_BEAT on are dropped. Pitches are clipped to 0..127 as the
-    notes table stores them. The instrument events list the instruments of the kept notes,
-    before truncation to `max_seq_len` rows.
+    Timing is rescaled as muspy's ``adjust_resolution`` does (onset and offset rounded
+    half-to-even) and zero durations become one tick, so a table and the Music it came from agree.
+    Drum notes and programs the vocabulary leaves out are dropped. Duplicates go on the raw row,
+    before programs map to instruments and durations snap: unison notes of programs 0 and 1, or
+    raw durations 25 and 26 at one onset, stay two notes, as in the published code. The song is
+    shifted by whole beats so that its first note falls in beat 0. Pitches are clipped to 0..127
+    as the notes table stores them.
     """
     onset, duration = np.asarray(onset, dtype=np.int64), np.asarray(duration, dtype=np.int64)
     pitch = np.clip(np.asarray(pitch, dtype=np.int64), 0, 127)
@@ -112,8 +113,8 @@ def encode_arrays(
         raise EncodingError("no notes to encode")
     if is_drum.all():
         raise EncodingError(f"drums only: all {len(onset)} notes are on drum tracks, which MMT leaves out")
-    instrument = np.where(is_drum | (program < 0) | (program > 127), 0, _PROGRAM_CODE[np.clip(program, 0, 127)])
-    keep = instrument > 0
+    keep = ~is_drum & (program >= 0) & (program <= 127)
+    keep[keep] = _PROGRAM_CODE[program[keep]] > 0
     if not keep.any():
         programs = sorted(set(program[~is_drum].tolist()))
         raise EncodingError(f"no instrument the vocabulary knows: programs {programs} map to none of the 64")
@@ -121,41 +122,64 @@ def encode_arrays(
     start = np.round(onset[keep] * factor).astype(np.int64)
     end = np.round((onset[keep] + duration[keep]) * factor).astype(np.int64)
     beat, position = np.divmod(start, RESOLUTION)
-    beat -= beat.min()
-    dur_code = np.searchsorted(_DURATIONS, snap_durations(end - start)) + 1
-    notes = np.stack([beat + 1, position + 1, pitch[keep] + 1, dur_code, instrument[keep]], axis=1)
-    notes = np.unique(notes[beat < MAX_BEAT], axis=0)  # sorted by (beat, position, pitch, duration, instrument)
-    instruments = np.unique(notes[:, 4])
+    notes = np.unique(np.stack([beat, position, pitch[keep], np.maximum(end - start, 1), program[keep]], axis=1), axis=0)
+    notes[:, 0] -= notes[0, 0]
+    return notes
+
+
+def encode_notes(notes: np.ndarray) -> np.ndarray:
+    """Codes of (beat, position, pitch, raw duration, program) rows in their given order.
+
+    Start-of-song, one instrument event per instrument of the notes (in code order),
+    start-of-notes, one row per note, end-of-song. Rows are not cut: a training window
+    (``models.mmt.batches.window``) brings beats into the vocabulary and the length to the limit.
+    """
+    notes = np.asarray(notes, dtype=np.int64).reshape(-1, 5)
+    instrument = _PROGRAM_CODE[notes[:, 4]]
+    instruments = np.unique(instrument)
+    dur_code = np.searchsorted(_DURATIONS, snap_durations(notes[:, 3])) + 1
     codes = np.zeros((len(notes) + len(instruments) + 3, len(FIELDS)), dtype=np.int64)
     codes[0, 0] = TYPE_START
     codes[1 : 1 + len(instruments), 0] = TYPE_INSTRUMENT
-    codes[1 : 1 + len(instruments), 5] = instruments
+    codes[1 : 1 + len(instruments), INSTRUMENT] = instruments
     codes[1 + len(instruments), 0] = TYPE_START_NOTES
     codes[2 + len(instruments) : -1, 0] = TYPE_NOTE
-    codes[2 + len(instruments) : -1, _NOTE_FIELDS] = notes
+    codes[2 + len(instruments) : -1, _NOTE_FIELDS] = np.stack(
+        [notes[:, 0] + 1, notes[:, 1] + 1, notes[:, 2] + 1, dur_code, instrument], axis=1
+    )
     codes[-1, 0] = TYPE_END
-    if len(codes) > max_seq_len:
-        codes = np.concatenate([codes[: max_seq_len - 1], codes[-1:]])
     return codes
 
 
-def encode(notes: pa.Table, max_seq_len: int = MAX_SEQ_LEN) -> np.ndarray:
-    """Codes (int64, shape (n, 6)) of one song's rows of the `notes` table."""
+def encode_arrays(
+    onset: np.ndarray,
+    duration: np.ndarray,
+    pitch: np.ndarray,
+    program: np.ndarray,
+    is_drum: np.ndarray,
+    resolution: int,
+) -> np.ndarray:
+    """Codes of a whole song given per-note arrays in ticks at ``resolution`` per quarter."""
+    return encode_notes(extract_notes(onset, duration, pitch, program, is_drum, resolution))
+
+
+def encode(notes: pa.Table) -> np.ndarray:
+    """Codes (int64, shape (n, 6)) of one whole song's rows of the `notes` table."""
     if notes.num_rows == 0:
         raise EncodingError("no notes to encode")
     cols = {name: notes.column(name).to_numpy() for name in ("onset", "duration", "pitch", "program", "is_drum")}
-    return encode_arrays(**cols, resolution=int(notes.column("resolution")[0].as_py()), max_seq_len=max_seq_len)
+    return encode_arrays(**cols, resolution=int(notes.column("resolution")[0].as_py()))
 
 
-def encode_music(music: muspy.Music, max_seq_len: int = MAX_SEQ_LEN) -> np.ndarray:
-    """Codes of a muspy Music; same rules as `encode`."""
+def encode_music(music: muspy.Music) -> np.ndarray:
+    """Codes of a whole muspy Music; same rules as `encode`."""
     rows = [
         (note.time, note.duration, note.pitch, track.program, track.is_drum)
         for track in music.tracks
         for note in track.notes
     ]
     onset, duration, pitch, program, is_drum = np.array(rows, dtype=np.int64).reshape(-1, 5).T
-    return encode_arrays(onset, duration, pitch, program, is_drum, int(music.resolution), max_seq_len)
+    return encode_arrays(onset, duration, pitch, program, is_drum, int(music.resolution))
 
 
 def _in_range(codes: np.ndarray) -> np.ndarray:

@@ -76,3 +76,13 @@ def test_test_loss_is_the_models_loss_on_the_test_songs():
     loss = evaluation.test_loss(model, SMOKE, [song(i) for i in range(3)])
     assert np.isfinite(loss) and loss > 0
     assert evaluation.test_loss(model, SMOKE, [song(i) for i in range(3)]) == pytest.approx(loss)
+
+
+@pytest.mark.filterwarnings("error::ResourceWarning")
+def test_piano_rolls_close_the_files_they_read(samples):
+    import gc
+
+    table, _ = samples
+    rolls = sampling.piano_rolls(table)
+    gc.collect()  # an unclosed file warns when it is collected, which this test turns into an error
+    assert [name for name, _ in rolls] == [f"{mode} 0" for mode in sampling.MODES]

@@ -102,52 +102,6 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
     assert lr_multiplier(150_000, cfg) == pytest.approx(0.1)
 
 
-def test_window_rebases_beats_and_keeps_the_header():
-    codes = song(1, n_notes=300, n_beats=100)
-    header = codes[codes[:, 0] < TYPE_NOTE]
-    notes = codes[codes[:, 0] == TYPE_NOTE]
-    rng = np.random.default_rng(0)
-    starts = set()
-    for _ in range(20):
-        out = window(codes, max_beat=16, max_seq_len=1024, rng=rng)
-        np.testing.assert_array_equal(out[: len(header)], header)
-        assert out[-1, 0] == TYPE_END and validate(out) == []
-        got = out[len(header) : -1]
-        assert got[:, 1].min() >= 1 and got[:, 1].max() <= 16
-        matches = []
-        for start in range(100):
-            expected = notes[(notes[:, 1] - 1 >= start) & (notes[:, 1] - 1 < start + 16)].copy()
-            expected[:, 1] -= start
-            if np.array_equal(expected, got):
-                matches.append(start)
-        assert matches, "the window is not a contiguous, re-based run of the song's notes"
-        starts.update(matches)
-    assert len(starts) > 1  # windows start at random beats
-    first = window(codes, max_beat=16, max_seq_len=1024)
-    np.testing.assert_array_equal(first[len(header) : -1], notes[notes[:, 1] <= 16])
-
-
-def test_window_truncates_to_max_seq_len_keeping_end_of_song():
-    codes = song(2, n_notes=100)
-    out = window(codes, max_beat=256, max_seq_len=30)
-    assert len(out) == 30 and validate(out) == []
-    np.testing.assert_array_equal(out[:-1], codes[:29])
-
-
-def test_pitch_shift_moves_notes_keeps_instruments_and_drops_out_of_range():
-    codes = song(3)
-    is_note = codes[:, 0] == TYPE_NOTE
-    up = window(codes, 256, 1024, pitch_shift=5)
-    np.testing.assert_array_equal(up[~(up[:, 0] == TYPE_NOTE)], codes[~is_note])
-    np.testing.assert_array_equal(up[up[:, 0] == TYPE_NOTE, 3], codes[is_note, 3] + 5)
-    np.testing.assert_array_equal(up[up[:, 0] == TYPE_NOTE][:, [1, 2, 4, 5]], codes[is_note][:, [1, 2, 4, 5]])
-    pitches = codes[is_note, 3] - 1  # MIDI pitches 48..83
-    far = window(codes, 256, 1024, pitch_shift=60)
-    kept = far[far[:, 0] == TYPE_NOTE, 3] - 1
-    np.testing.assert_array_equal(kept, pitches[pitches + 60 <= 127] + 60)
-    assert validate(far) == []
-
-
 def test_make_batches_are_deterministic_padded_and_augmented():
     cfg = replace(TINY, pitch_shift_min=-5, pitch_shift_max=6)
     a = list(itertools.islice(make_batches(SONGS, cfg, seed=7), 6))
