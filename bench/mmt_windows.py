@@ -32,10 +32,11 @@ FOCUS = "beethoven/opus59no1/movement4.mxl"
 CFG = mmt.PROFILES["paper"]
 
 
-def draws(codes: np.ndarray, n: int, rng: np.random.Generator) -> dict[str, float]:
-    """Start beats of ``n`` windows of ``codes`` and the share of its notes they cover."""
+def draws(codes: np.ndarray, n: int, rng: np.random.Generator, song_notes: int) -> dict[str, float]:
+    """Start beats of ``n`` windows of ``codes`` and the share of the song's ``song_notes`` notes they
+    cover; stored codes cut from a song hold a prefix of its notes, so indices line up."""
     beats = codes[codes[:, 0] == encoding.TYPE_NOTE, encoding.BEAT] - 1
-    seen = np.zeros(len(beats), dtype=bool)
+    seen = np.zeros(song_notes, dtype=bool)
     starts = []
     for _ in range(n):
         start = mmt.draw_start(beats, CFG.max_beat, rng)
@@ -46,14 +47,14 @@ def draws(codes: np.ndarray, n: int, rng: np.random.Generator) -> dict[str, floa
     return {"distinct_starts": len(set(starts)), "last_start": max(starts), "notes_seen": float(seen.mean())}
 
 
-def songs(datasets: list[str], workers: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Whole-song codes of every song the paper preparation keeps, and the count of each reject reason."""
+def songs(datasets: list[str], workers: int) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Whole-song codes of every song the paper preparation keeps, and the songs of each reject reason."""
     items = [item for name in datasets for item in list_items(name, tempfile.gettempdir())]
     kept, dropped = {}, {}
     rules = mmt.PREPARATIONS["paper"]
     for result in tqdm(parse_all(items, workers=workers), total=len(items), desc="parse"):
         if not isinstance(result, Parsed):
-            dropped["unreadable"] = dropped.get("unreadable", 0) + 1
+            dropped.setdefault("unreadable", []).append(result.item)
             continue
         for song, notes in iter_songs(result.notes.to_batches()):
             try:
@@ -64,7 +65,7 @@ def songs(datasets: list[str], workers: int) -> tuple[dict[str, np.ndarray], dic
                 mmt.check_song(n_notes, end, rules)
             except (encoding.EncodingError, mmt.SongDropped) as exc:
                 key = re.sub(r"\d+(\.\d+)?", "N", str(exc))
-                dropped[key] = dropped.get(key, 0) + 1
+                dropped.setdefault(key, []).append(song)
                 continue
             kept[song] = codes
     return kept, dropped
@@ -83,7 +84,8 @@ def main() -> None:
     focus = {}
     for song, codes in tqdm(kept.items(), desc="windows"):
         for setting, source in (("before", mmt.window(codes, CFG.max_beat, CFG.max_seq_len)), ("after", codes)):
-            stats = draws(source, args.draws, rng) | {"beats": int(codes[-2, encoding.BEAT])}
+            song_notes = int((codes[:, 0] == encoding.TYPE_NOTE).sum())
+            stats = draws(source, args.draws, rng, song_notes) | {"beats": int(codes[-2, encoding.BEAT])}
             rows[setting].append(stats)
             if song.endswith(FOCUS):
                 focus[setting] = stats
@@ -100,7 +102,8 @@ def main() -> None:
     report = {"args": vars(args), "dropped": dropped, "summary": summary, "focus": {FOCUS: focus}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{len(kept)} songs kept; dropped by the paper preparation: {dropped}\n")
+    counts = {reason: len(names) for reason, names in dropped.items()}
+    print(f"\n{len(kept)} songs kept; dropped by the paper preparation: {counts}\n")
     print("| stored codes | songs | longer than 256 beats | distinct starts per 200 draws | notes seen | notes seen, long songs |")
     print("|---|---|---|---|---|---|")
     for setting, label in (("before", "cut at 256 beats, 1,024 rows"), ("after", "whole songs")):

@@ -93,7 +93,8 @@ violin_data_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         "recording_audio", "recording_audio_rejects", "violin_scores", "violin_scores_rejects",
         "score_renders", "score_renders_rejects", "alignments", "performance_clips",
-    ).without_checks(),
+    ).without_checks()
+    | dg.AssetSelection.checks_for_assets("alignments"),  # non-blocking: flags low-confidence stretches
     partitions_def=RECORDINGS,
     description="One recording from audio and score to aligned training clips; rejects never fail the run.",
 )

@@ -7,6 +7,7 @@ recording never fails its run and the others complete.
 """
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +23,7 @@ from assets.core.stages import read_shards, require
 from assets.core.synth import RenderError
 from assets.core.tools import soundfont_path
 from assets.core.versions import code_version
-from assets.violin import alignment, clips, manifests, rejected, render, scores, sources, tables
+from assets.violin import alignment, clips, confidence, manifests, rejected, render, scores, sources, tables
 from assets.violin.manifests import SAMPLE
 from storage import shards
 from storage.io_manager import UNPARTITIONED
@@ -34,10 +35,8 @@ def with_rejects_specs(asset: str, deps: list[str], description: str) -> list[dg
     return stages.with_rejects_specs(asset, deps, description, GROUP, "recording")
 
 
-
-
-def recording_of(home: HomeResource, recording_id: str) -> tuple[sources.Recording, str | None]:
-    """The partition's manifest row and its published alignment CSV, if any."""
+def recording_of(home: HomeResource, recording_id: str) -> tuple[sources.Recording, manifests.Published]:
+    """The partition's manifest row and its published alignment lookup."""
     found = read_shards(home, "recordings", UNPARTITIONED).filter(pc.field("id") == recording_id)
     if found.num_rows == 0:
         raise dg.Failure(f"recording {recording_id!r} is in no manifest read yet: materialize `recordings` with it")
@@ -47,7 +46,8 @@ def recording_of(home: HomeResource, recording_id: str) -> tuple[sources.Recordi
 class RecordingsConfig(dg.Config):
     """`sample`: the shared three-movement sample (offline); `release`: the full Bach Violin Dataset
     under <home>/raw/bach-violin; otherwise the path of an info.csv in the dataset's layout
-    (audio.csv beside it, audio in audio/, scores in scores/, published alignments in alignments/)."""
+    (audio.csv beside it, audio in audio/, scores in scores/, published alignments in alignments/
+    beside it or up to two folders above, as `manifests.alignment_candidates` lists)."""
 
     manifest: str = SAMPLE
     download: bool = False  # fetch the release when it is not unpacked yet
@@ -74,7 +74,7 @@ def recordings(context: dg.AssetExecutionContext, config: RecordingsConfig, home
             "in_manifest": len(found),
             "partitions_added": len(added),
             "local_audio": sum(r.path is not None for r in found),
-            "with_published_alignment": sum(path is not None for path in published.values()),
+            "with_published_alignment": sum(p.path is not None for p in published.values()),
             "preview": preview(table.select(["id", "performer", "work", "movement", "start", "end", "manifest"])),
         }
     )
@@ -165,10 +165,33 @@ class AlignmentConfig(dg.Config):
     method: str = "v2"  # "v1": the published method (CQT, full DTW, 32 ms); "v2": multiscale DTW at 16 ms
 
 
-@dg.asset(partitions_def=RECORDINGS, deps=["recording_audio", "score_renders"], group_name=GROUP)
-def alignments(context: dg.AssetExecutionContext, config: AlignmentConfig, home: HomeResource) -> dg.MaterializeResult:
-    """Start and end of every score note in the recording by DTW against the rendering; compared with
-    the dataset's published alignment when there is one, and drawn as in Figure 5.3."""
+CONFIDENCE_CHECK = dg.AssetCheckSpec(
+    "alignment_confidence", asset="alignments",
+    description=f"Warns of stretches of low-confidence notes ({confidence.RULE}); never a gate.",
+)
+
+
+# can_subset: violin_data_job selects the asset without its checks, so the asset runs without this one
+@dg.multi_asset(
+    specs=[dg.AssetSpec("alignments", deps=["recording_audio", "score_renders"], group_name=GROUP,
+                        description="Start, end and confidence of every score note in the recording.")],
+    check_specs=[CONFIDENCE_CHECK], partitions_def=RECORDINGS, can_subset=True,
+)
+def alignments(
+    context: dg.AssetExecutionContext, config: AlignmentConfig, home: HomeResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The aligned notes (``align_recording``), then, when selected, the confidence check on what was stored."""
+    yield align_recording(context, config, home)
+    if CONFIDENCE_CHECK.key in context.selected_asset_check_keys:
+        yield confidence_check(home, context.partition_key)
+
+
+def align_recording(
+    context: dg.AssetExecutionContext, config: AlignmentConfig, home: HomeResource
+) -> dg.MaterializeResult:
+    """Start, end and confidence of every score note in the recording by DTW against the rendering;
+    compared with the dataset's published alignment when there is one (the metadata says where it was
+    looked for when there is none), and drawn as in Figure 5.3."""
     if config.method not in alignment.ALIGNERS:
         raise dg.Failure(f"unknown alignment method {config.method!r}: use one of {sorted(alignment.ALIGNERS)}")
     partition = context.partition_key
@@ -181,28 +204,52 @@ def alignments(context: dg.AssetExecutionContext, config: AlignmentConfig, home:
     audio = tables.samples(audio_table)
     notes = tables.note_array(read_shards(home, "violin_scores", partition))
     qpm = render_table.column("qpm")[0].as_py()
-    starts, ends = alignment.align_notes(config.method, audio, tables.samples(render_table), notes, qpm)
-    table = tables.aligned_table(partition, config.method, notes, starts, ends)
+    rendering = tables.samples(render_table)
+    starts, ends = alignment.align_notes(config.method, audio, rendering, notes, qpm)
+    trust = confidence.note_confidence(audio, rendering, starts, ends, notes, qpm)
+    table = tables.aligned_table(partition, config.method, notes, starts, ends, trust)
     manifest = shards.write_table(home.home.datasets, "alignments", partition, table, code_version=code_version(context))
     png = alignment.alignment_png(audio, starts, ends, notes[:, 2], title=f"{partition} ({config.method})")
     plot = Path(home.home.cache) / "plots" / "alignments" / f"{partition}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
     plot.write_bytes(png)
-    agreement = {}
-    if published is not None:
+    agreement = {"published_alignment": published.describe()}
+    if published.path is not None:
         try:
-            agreement = {f"published_{k}": v for k, v in alignment.published_agreement(published, starts).items()}
+            compared = alignment.published_agreement(published.path, starts)
+            agreement |= {f"published_{k}": v for k, v in compared.items()}
         except alignment.NoteCountMismatch as exc:
             context.log.warning(str(exc))
+            agreement["published_not_compared"] = str(exc)
     return dg.MaterializeResult(
         metadata={
             **manifest_metadata(manifest),
             "method": config.method,
             "notes": len(notes),
+            **confidence.summary(trust, starts, ends),
             **agreement,
             "figure": dg.MetadataValue.md(png_markdown(f"{partition} aligned", png)),
             "plot": dg.MetadataValue.path(str(plot)),
         }
+    )
+
+
+def confidence_check(home: HomeResource, partition: str) -> dg.AssetCheckResult:
+    """``CONFIDENCE_CHECK`` on the stored alignment: a warning, since a hard passage or an unusual
+    recording can score low where the alignment holds; an empty (skipped) recording passes."""
+    aligned = read_shards(home, "alignments", partition)
+    starts, ends = aligned.column("start").to_numpy(), aligned.column("end").to_numpy()
+    found = confidence.flagged(confidence.low_stretches(aligned.column("confidence").to_numpy(), starts, ends))
+    return dg.AssetCheckResult(
+        check_name=CONFIDENCE_CHECK.name,
+        passed=not found,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "notes": aligned.num_rows,
+            "rule": confidence.RULE,
+            "low_stretches": len(found),
+            "stretches": dg.MetadataValue.json([asdict(s) for s in found]),
+        },
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from assets.violin import sources
@@ -34,12 +35,33 @@ def read_recordings(manifest: str, raw_dir: str, download: bool = False) -> tupl
     return sources.read_manifest(info, folder / "audio.csv", folder / "audio", folder / "scores"), folder
 
 
-def published_alignment(folder: Path, recording: Recording) -> str | None:
-    """The dataset's own alignment CSV of a recording, flat in alignments/ or under its collection."""
-    name = f"{recording.id}.csv"
-    found = [p for p in (folder / "alignments" / name, folder / "alignments" / recording.collection / name) if p.is_file()]
-    return str(found[0]) if found else None
+@dataclass(frozen=True)
+class Published:
+    """A recording's published alignment CSV, if found, and every place it was looked for, in order."""
+
+    path: str | None
+    searched: tuple[str, ...]
+
+    def describe(self) -> str:
+        """The path, or which places hold none: a comparison that did not happen says why."""
+        return self.path or f"none found (searched: {', '.join(self.searched)})"
 
 
-def published_alignments(folder: Path, found: list[Recording]) -> dict[str, str | None]:
+def alignment_candidates(folder: Path, recording: Recording) -> list[Path]:
+    """Where the release layout may keep a recording's alignment, nearest first: ``alignments/``
+    flat or by collection, beside info.csv, then in the folder one and two levels up (the release
+    root, when info.csv sits in a subfolder of it, as ``release_dir`` allows)."""
+    name, folder = f"{recording.id}.csv", folder.absolute()
+    bases = dict.fromkeys([folder, *list(folder.parents)[:2]])
+    return [base / "alignments" / sub / name for base in bases for sub in (".", recording.collection)]
+
+
+def published_alignment(folder: Path, recording: Recording) -> Published:
+    """The nearest of ``alignment_candidates`` that exists, kept with all of them for when none does."""
+    candidates = alignment_candidates(folder, recording)
+    found = next((str(p) for p in candidates if p.is_file()), None)
+    return Published(found, tuple(map(str, candidates)))
+
+
+def published_alignments(folder: Path, found: list[Recording]) -> dict[str, Published]:
     return {r.id: published_alignment(folder, r) for r in found}

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.violin import scores
+from assets.violin.manifests import Published
 from assets.violin.sources import SAMPLE_RATE, Recording
 
 RECORDING_ROWS = pa.schema(
@@ -23,6 +24,7 @@ RECORDING_ROWS = pa.schema(
         ("repeat2", pa.bool_()), ("baroque_tuning", pa.bool_()), ("collection", pa.string()),
         ("source_filename", pa.string()), ("license", pa.string()),
         ("published_alignment", pa.string()),  # the dataset's own alignment CSV, when the manifest ships one
+        ("published_searched", pa.list_(pa.string())),  # where it was looked for, nearest first
         ("manifest", pa.string()),  # the `manifest` config that added the row
     ]
 )  # fmt: skip
@@ -44,13 +46,18 @@ ALIGNED = pa.schema(
     [
         ("recording", pa.string()), ("method", pa.string()), *((c, pa.int64()) for c in scores.NOTE_COLUMNS),
         ("start", pa.float64()), ("end", pa.float64()),  # seconds into the recording slice
+        ("confidence", pa.float64()),  # confidence.note_confidence: 0 (no match) to 1
     ]
 )  # fmt: skip
 
 
-def recordings_table(found: list[Recording], published: dict[str, str | None], manifest: str) -> pa.Table:
-    """The manifest's rows, each with its published alignment (by recording id) and the manifest it came from."""
-    rows = [asdict(r) | {"published_alignment": published.get(r.id), "manifest": manifest} for r in found]
+def recordings_table(found: list[Recording], published: dict[str, Published], manifest: str) -> pa.Table:
+    """The manifest's rows, each with its published alignment lookup (by recording id) and its manifest."""
+    rows = [
+        asdict(r) | {"published_alignment": published[r.id].path, "published_searched": list(published[r.id].searched)}
+        | {"manifest": manifest}
+        for r in found
+    ]
     return pa.Table.from_pylist(rows, schema=RECORDING_ROWS)
 
 
@@ -58,14 +65,15 @@ def merge_recordings(kept: pa.Table | None, new: pa.Table) -> pa.Table:
     """Every recording read so far: a re-read manifest replaces its own rows and keeps the others', by id."""
     if kept is not None:
         kept = kept.filter(pc.invert(pc.is_in(kept.column("id"), new.column("id"))))
-        new = pa.concat_tables([kept, new])
+        # rows kept from before a column was added get it as nulls
+        new = pa.concat_tables([kept, new], promote_options="default").select(new.schema.names)
     return new.sort_by("id")
 
 
-def recording_from_row(row: dict) -> tuple[Recording, str | None]:
-    """A `recordings` row back as the manifest's Recording and its published alignment CSV, if any."""
+def recording_from_row(row: dict) -> tuple[Recording, Published]:
+    """A `recordings` row back as the manifest's Recording and its published alignment lookup."""
     row = dict(row)
-    published = row.pop("published_alignment")
+    published = Published(row.pop("published_alignment"), tuple(row.pop("published_searched") or ()))
     row.pop("manifest")
     return Recording(**row), published
 
@@ -92,10 +100,11 @@ def render_table(recording_id: str, qpm: float, transpose: int, soundfont: str, 
     return pa.Table.from_pylist([row], schema=RENDERS)
 
 
-def aligned_table(recording_id: str, method: str, notes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Table:
+def aligned_table(recording_id: str, method: str, notes: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                  confidence: np.ndarray) -> pa.Table:
     columns = {
         "recording": [recording_id] * len(notes), "method": [method] * len(notes),
-        **dict(zip(scores.NOTE_COLUMNS, notes.T)), "start": starts, "end": ends,
+        **dict(zip(scores.NOTE_COLUMNS, notes.T)), "start": starts, "end": ends, "confidence": confidence,
     }  # fmt: skip
     return pa.table(columns, schema=ALIGNED)
 

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from assets.core.resources import HomeResource
 from assets.core.tools import missing_tools
+from assets.violin import confidence
+from assets.violin import defs as violin
 from assets.violin.sources import SAMPLE_NAME, shared_data_dir
 from pipelines.cli import launch
 from pipelines.definitions import build_defs
@@ -59,7 +62,7 @@ def test_sample_recording_is_aligned_like_the_dataset_and_cut_into_clips(home):
         assert rows(home, "recordings", "__all__") == manifest
 
         mov6 = SAMPLE_IDS[0]
-        run(defs, instance, "violin_data_job", mov6, {"alignments": {"config": {"method": "v1"}}})
+        data_run = run(defs, instance, "violin_data_job", mov6, {"alignments": {"config": {"method": "v1"}}})
 
         audio = rows(home, "recording_audio", mov6)[0]
         assert (audio["sample_rate"], audio["seconds"], len(audio["audio"])) == (16_000, 105.0, 105 * 16_000 * 4)
@@ -70,12 +73,18 @@ def test_sample_recording_is_aligned_like_the_dataset_and_cut_into_clips(home):
 
         aligned = materialization(instance, "alignments", mov6)
         assert aligned["method"] == "v1" and aligned["notes"] == len(rows(home, "violin_scores", mov6))
+        assert aligned["published_alignment"] == str(SAMPLE / "alignments" / f"{mov6}.csv")
         assert aligned["published_median_abs_s"] <= 0.032 + 1e-6
         assert aligned["published_within_100ms"] >= 0.95
+        assert 0.6 <= aligned["confidence_mean"] <= 1 and 0 < aligned["confidence_p10"] <= aligned["confidence_mean"]
+        assert aligned["confidence_low_share"] <= 0.02 and aligned["confidence_low"] == confidence.LOW
+        assert aligned["low_stretch_notes"] < confidence.STRETCH_NOTES
+        assert aligned["low_stretch_seconds"] < confidence.STRETCH_SECONDS
         plot = Path(home.cache) / "plots" / "alignments" / f"{mov6}.png"
         assert Image.open(io.BytesIO(plot.read_bytes())).size[0] > 800 and "data:image/png" in aligned["figure"]
         notes = rows(home, "alignments", mov6)
         assert all(n["end"] >= n["start"] >= 0 for n in notes) and {n["method"] for n in notes} == {"v1"}
+        assert all(0 <= n["confidence"] <= 1 for n in notes)
 
         clips = shards.read_table(home.datasets, "performance_clips", mov6)
         clip_meta = materialization(instance, "performance_clips", mov6)
@@ -83,6 +92,27 @@ def test_sample_recording_is_aligned_like_the_dataset_and_cut_into_clips(home):
         assert {"recording", "clip", "split", "mel", "audio", "onset_frame"} <= set(clips.column_names)
         assert set(clips.column("split").to_pylist()) == {"train", "valid"}
         assert sum(clip_meta["splits"].values()) == clips.num_rows and "data:image/png" in clip_meta["preview"]
+        check_alignment_confidence(data_run, home, mov6)
+
+
+def check_alignment_confidence(data_run: dg.ExecuteInProcessResult, home, recording: str) -> None:
+    """The confidence check runs in the data job with the alignments it checks and passes on the recording's;
+    on a stored alignment with a stretch of low-confidence notes it warns (severity WARN: never a gate)."""
+    [evaluation] = data_run.get_asset_check_evaluations()
+    assert (evaluation.check_name, evaluation.passed, evaluation.severity) == (
+        "alignment_confidence", True, dg.AssetCheckSeverity.WARN
+    )
+    assert evaluation.metadata["low_stretches"].value == 0 and evaluation.metadata["notes"].value > 500
+
+    table = shards.read_table(home.datasets, "alignments", recording)
+    lowered = table.column("confidence").to_numpy().copy()
+    lowered[100:112] = 0.1
+    shards.write_table(home.datasets, "alignments", recording, table.set_column(
+        table.schema.get_field_index("confidence"), "confidence", [lowered]))
+    warned = violin.confidence_check(HomeResource(root=home.root), recording)
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    [stretch] = warned.metadata["stretches"].value
+    assert (stretch["first"], stretch["notes"]) == (100, 12) and warned.metadata["low_stretches"].value == 1
 
 
 def tone(path: Path, seconds: float, source: str = "sine=frequency=440") -> None:
@@ -174,6 +204,8 @@ def test_bad_recordings_are_rejects_and_the_others_complete(home, tmp_path, serv
     good = SAMPLE_IDS[1]
     aligned = materialization(instance, "alignments", good)
     assert aligned["method"] == "v2" and aligned["published_within_100ms"] >= 0.99
+    assert aligned["published_alignment"] == str(info.parent / "alignments" / f"{good}.csv")
+    assert aligned["confidence_mean"] >= 0.6 and aligned["low_stretch_notes"] < confidence.STRETCH_NOTES
     assert not any(rows(home, name, good) for name in REJECTS)
     assert len(rows(home, "performance_clips", good)) >= 25  # 141 s in 5 s clips
 

@@ -1,4 +1,3 @@
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,48 @@ def test_the_sample_is_the_local_part_of_its_own_info_csv(sample_dir: Path, tmp_
     assert folder == sample_dir and {r.id for r in sample} < {r.id for r in by_path}
 
 
-def test_published_alignments_are_found_flat_or_under_their_collection(tmp_path: Path):
-    (tmp_path / "alignments" / "garner").mkdir(parents=True)
-    (tmp_path / "alignments" / "garner" / "r1.csv").write_text("start,end\n")
-    (tmp_path / "alignments" / "r2.csv").write_text("start,end\n")
-    found = manifests.published_alignments(tmp_path, [RECORDING, replace(RECORDING, id="r2"), replace(RECORDING, id="r3")])
-    assert found == {
-        "r1": str(tmp_path / "alignments" / "garner" / "r1.csv"), "r2": str(tmp_path / "alignments" / "r2.csv"), "r3": None
+def write_alignment(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("start,end\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "info/alignments/r1.csv",  # flat, beside info.csv
+        "info/alignments/garner/r1.csv",  # by collection, as the release has them
+        "alignments/garner/r1.csv",  # the release root, info.csv in a subfolder of it
+        "alignments/r1.csv",
+    ],
+)
+def test_a_published_alignment_is_found_in_each_layout_of_the_release(tmp_path: Path, where: str):
+    path = write_alignment(tmp_path / "release" / where)
+    found = manifests.published_alignment(tmp_path / "release" / "info", RECORDING)
+    assert found.path == path and found.describe() == path and path in found.searched
+
+
+def test_the_alignment_nearest_the_manifest_wins(tmp_path: Path):
+    write_alignment(tmp_path / "alignments" / "garner" / "r1.csv")
+    nearest = write_alignment(tmp_path / "info" / "alignments" / "garner" / "r1.csv")
+    assert manifests.published_alignment(tmp_path / "info", RECORDING).path == nearest
+
+
+def test_no_published_alignment_says_where_it_was_looked_for(tmp_path: Path):
+    write_alignment(tmp_path / "info" / "alignments" / "garner" / "r2.csv")  # another recording's
+    write_alignment(tmp_path / "a" / "b" / "alignments" / "r1.csv")  # three levels up: too far
+    found = manifests.published_alignments(tmp_path / "a" / "b" / "c" / "d" / "info", [RECORDING])["r1"]
+    assert found.path is None
+    assert found.searched == tuple(
+        str(tmp_path / base / "alignments" / sub / "r1.csv")
+        for base in ("a/b/c/d/info", "a/b/c/d", "a/b/c") for sub in ("", "garner")
+    )
+    assert found.describe() == f"none found (searched: {', '.join(found.searched)})"
+
+
+def test_the_sample_finds_its_published_alignments(sample_dir: Path, tmp_path: Path):
+    sample, folder = manifests.read_recordings(manifests.SAMPLE, str(tmp_path))
+    found = manifests.published_alignments(folder, sample)
+    assert {r.id: found[r.id].path for r in sample} == {
+        r.id: str(sample_dir / "alignments" / f"{r.id}.csv") for r in sample
     }

@@ -211,8 +211,13 @@ def test_decode_tolerates_generated_sequences():
     assert note_set(decode(codes)) == note_set(decode(good)) == {(0, 0, 60, 12), (0, 12, 62, 12), (40, 24, 67, 24)}
     assert decode(codes[:-2]).tracks  # no end-of-song: reads to the end
     rng = np.random.default_rng(0)
-    random_codes = rng.integers(0, 300, (200, 6))
-    assert isinstance(decode(random_codes), muspy.Music)
+    random_codes = rng.integers(0, np.array(FIELD_SIZES) + 3, (200, 6))  # some fields out of range
+    random_codes[:, 0] = rng.choice([1, 3, 3, 3, 7], 200)
+    random_codes[150, 0] = TYPE_END
+    before_end = random_codes[: np.flatnonzero(random_codes[:, 0] == TYPE_END)[0]]
+    valid = (before_end[:, 0] == TYPE_NOTE) & ((before_end[:, 1:] > 0) & (before_end < np.array(FIELD_SIZES))[:, 1:]).all(axis=1)
+    decoded = decode(random_codes)
+    assert sum(len(t.notes) for t in decoded.tracks) == valid.sum() > 0
 
 
 def test_validate_reports_each_problem():
