@@ -7,8 +7,10 @@ and resolved by alias (MLflow 3: aliases, not stages).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,19 +121,37 @@ def get_version(tracking_uri: str, name: str, version: str) -> ModelVersion:
 
 
 def version_dir(cache_root: str, version: ModelVersion) -> str:
-    """Where a registered version's artifacts are downloaded to: ``<cache>/models/<name>-<version>``."""
-    return os.path.join(cache_root, "models", f"{version.name}-{version.version}")
+    """Where a registered version's model folder is cached: ``<cache>/models/<name>/<version>-<source digest>``.
+
+    The number alone does not name a model for good: the registry hands a deleted latest version's
+    number to the next one, and a fresh registry next to an old cache starts again at 1. The digest
+    of the artifact source tells such versions apart.
+    """
+    digest = hashlib.sha256(version.source.encode()).hexdigest()[:12]
+    return os.path.join(cache_root, "models", version.name, f"{version.version}-{digest}")
 
 
 def fetch_version(tracking_uri: str, version: ModelVersion, cache_root: str) -> str:
-    """The local folder of one registered version (its `model` artifact), downloaded into the cache.
+    """The local folder of one registered version (its `model` artifact), downloaded once into the cache.
 
     The one registry lookup behind every inference command and evaluation asset: each model
-    package's ``load_model`` then reads the folder.
+    package's ``load_model`` then reads the folder. The download lands in a temporary folder that
+    is renamed into place, so an interrupted one never leaves a partial folder to be served.
     """
-    dst = version_dir(cache_root, version)
-    Path(dst).mkdir(parents=True, exist_ok=True)
-    return mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=dst, tracking_uri=tracking_uri)
+    dst = Path(version_dir(cache_root, version))
+    if dst.is_dir():
+        return str(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=version.source, dst_path=tmp, tracking_uri=tracking_uri
+        )
+        try:
+            os.rename(local, dst)
+        except OSError:  # another process put the same version in place first
+            if not dst.is_dir():
+                raise
+    return str(dst)
 
 
 def metric_of(tracking_uri: str, version: ModelVersion, key: str) -> float | None:

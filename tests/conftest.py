@@ -17,6 +17,11 @@ def home(tmp_path, monkeypatch):
     return BatonHome(str(tmp_path / "home")).ensure()
 
 
+def in_ci() -> bool:
+    """CI runners set CI=true; unset, empty, "0" or "false" is a local run."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
 def pytest_collection_modifyitems(config, items):
     """`gpu` tests run only where CUDA is present."""
     import torch
@@ -25,20 +30,38 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu"):
             item.add_marker(skip)
+
+
+def skip_allowed_in_ci(node: pytest.Item | pytest.Collector, report: pytest.TestReport | pytest.CollectReport) -> bool:
+    """An expected failure, or a `gpu` test on a machine without CUDA: the only skips CI accepts."""
+    import torch
+
+    return hasattr(report, "wasxfail") or (node.get_closest_marker("gpu") is not None and not torch.cuda.is_available())
+
+
+def fail_skip_in_ci(node: pytest.Item | pytest.Collector, report: pytest.TestReport | pytest.CollectReport) -> None:
+    """In CI every test's data and tools are installed, so a skip there is a failure: a missing
+    sample or package must not pass unnoticed."""
+    if not (in_ci() and report.skipped) or skip_allowed_in_ci(node, report):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped in CI, where it must run: {reason.removeprefix('Skipped: ')}"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """In CI every test's data and tools are installed, so a skip there (other than a GPU test on a
-    machine without one) is a failure: a missing sample or package must not pass unnoticed."""
     outcome = yield
-    report = outcome.get_result()
-    if os.environ.get("CI") and report.skipped and "gpu" not in item.keywords:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI, where it must run: {reason}"
+    fail_skip_in_ci(item, outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A module skipped as a whole (``pytest.importorskip`` or ``allow_module_level``) is caught here."""
+    outcome = yield
+    fail_skip_in_ci(collector, outcome.get_result())
 
 
 class LoopbackServer(http.server.ThreadingHTTPServer):

@@ -161,12 +161,11 @@ def cross_dataset_perplexity(
         if version is None:
             context.log.warning(f"no {registry_name(name)}@{config.alias}; leaving it out of the matrix")
             continue
-        model_dir = tracking.fetch(version, home.home.cache)
-        models[name], cfg = lm.load_model(model_dir, device)
+        models[name] = lm.load_model(tracking.fetch(version, home.home.cache), device)
         versions[name] = version
     if not models:
         raise dg.Failure("no music_lm model is registered yet: materialize music_lm first")
-    matrix = language_model.perplexity_matrix(root, models, datasets, cfg.seq_len, device)
+    matrix = language_model.perplexity_matrix(root, models, datasets, device)
     png = language_model.heatmap_png(matrix)
     promoted = []
     with tracking.run(context, run_name="cross_dataset_perplexity") as run:

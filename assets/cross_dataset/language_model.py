@@ -7,7 +7,7 @@ holds a dataset in memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -87,16 +87,19 @@ def train_on(
 
 def perplexity_matrix(
     datasets_root: str,
-    models: dict[str, torch.nn.Module],
+    models: Mapping[str, tuple[torch.nn.Module, music_lm.LMConfig]],
     test_sets: Sequence[str],
-    seq_len: int,
     device: torch.device,
 ) -> pd.DataFrame:
-    """Rows: the training set of each model; columns: the dataset whose test split is scored."""
+    """Rows: the training set of each model; columns: the dataset whose test split is scored.
+
+    ``models`` maps a training set to its model and the config it was trained with: each model is
+    scored in windows of its own ``seq_len`` (a transformer has no positions past it).
+    """
     matrix = pd.DataFrame(index=list(models), columns=list(test_sets), dtype=float)
-    for train_name, model in models.items():
+    for train_name, (model, cfg) in models.items():
         for test_name in test_sets:
-            result = music_lm.evaluate(model, sequence_source(datasets_root, test_name, "test")(), seq_len, device)
+            result = music_lm.evaluate(model, sequence_source(datasets_root, test_name, "test")(), cfg.seq_len, device)
             matrix.loc[train_name, test_name] = result["perplexity"]
     matrix.index.name = "trained on"
     matrix.columns.name = "tested on"

@@ -33,6 +33,10 @@ class RejectError(Exception):
         self.error_type = error_type
 
 
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 def read_item(item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000) -> muspy.Music:
     """Parse `item` into muspy at `resolution` ticks per quarter; raises RejectError."""
     path = Path(item.path)
@@ -42,10 +46,10 @@ def read_item(item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000
         raise RejectError("format", "UnsupportedFormat", f"unsupported file type {path.suffix or '(none)'}: {path}")
     try:
         music = parser(item, resolution)
+    except RejectError:
+        raise
     except Exception as error:  # parsers raise anything on bad input; all of it is a reject
-        raise RejectError(
-            "parse", type(error).__name__, f"cannot parse {item.item_id}: {type(error).__name__}: {error}"
-        ) from error
+        raise RejectError("parse", type(error).__name__, f"cannot parse {item.item_id}: {_describe(error)}") from error
     music.adjust_resolution(resolution)
     music.metadata = music.metadata or muspy.Metadata()
     music.metadata.source_filename = path.name
@@ -82,11 +86,22 @@ def _read_midi(item: ScoreItem, resolution: int) -> muspy.Music:
 
 def _read_musicxml(item: ScoreItem, resolution: int) -> muspy.Music:
     """muspy's reader: on the Bach chorales it gives the same notes as music21 with repeats
-    expanded, at a tenth of the time; music21 is the fallback for files it cannot handle."""
+    expanded, at a tenth of the time; music21 is the fallback for files it cannot handle.
+
+    When both fail the reject keeps both errors, since either alone misleads: muspy's may only be
+    a gap in its coverage, and music21's does not show that muspy failed too.
+    """
     try:
         music = muspy.read_musicxml(item.path)
-    except Exception:  # muspy's reader fails on valid files it does not cover; music21 decides
-        return _read_music21(item, resolution)
+    except Exception as muspy_error:  # muspy's reader fails on valid files it does not cover; music21 decides
+        try:
+            return _read_music21(item, resolution)
+        except Exception as music21_error:
+            raise RejectError(
+                "parse",
+                type(music21_error).__name__,
+                f"cannot parse {item.item_id}: muspy: {_describe(muspy_error)}; music21: {_describe(music21_error)}",
+            ) from music21_error
     _fix_parts(music, item.path)
     return music
 

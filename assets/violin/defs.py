@@ -171,7 +171,7 @@ CONFIDENCE_CHECK = dg.AssetCheckSpec(
 )
 
 
-# can_subset: violin_data_job selects the asset without its checks, so the asset runs without this one
+# can_subset: a job or a UI selection may take the asset without its check
 @dg.multi_asset(
     specs=[dg.AssetSpec("alignments", deps=["recording_audio", "score_renders"], group_name=GROUP,
                         description="Start, end and confidence of every score note in the recording.")],

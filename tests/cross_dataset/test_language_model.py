@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -36,19 +37,36 @@ def write_events(root: str, dataset: str, seed: int, n_songs: int = 6) -> None:
     shards.write_table(root, "event_sequences", dataset, pa.Table.from_pylist(rows, schema=tables.EVENTS))
 
 
+SHORT = language_model.model_config(replace(SMOKE, seq_len=8), "transformer")
+
+
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
+    """An LSTM at the smoke seq_len and a transformer that has positions for 8 steps only."""
     root = str(tmp_path_factory.mktemp("datasets"))
     write_events(root, "small", 0, n_songs=2)
     write_events(root, "large", 1, n_songs=12)
     torch.manual_seed(0)
-    model = music_lm.build_model(language_model.model_config(SMOKE, "lstm")).eval()
-    matrix = language_model.perplexity_matrix(root, {"m": model}, ["small", "large"], SMOKE.seq_len, torch.device("cpu"))
-    return root, model, matrix
+    cfg = language_model.model_config(SMOKE, "lstm")
+    models = {"m": (music_lm.build_model(cfg).eval(), cfg), "short": (music_lm.build_model(SHORT).eval(), SHORT)}
+    matrix = language_model.perplexity_matrix(root, models, ["small", "large"], torch.device("cpu"))
+    return root, models["m"][0], matrix, models
+
+
+def test_each_model_is_scored_in_windows_of_its_own_seq_len(scored):
+    root, _, matrix, models = scored
+    cpu = torch.device("cpu")
+    for name, (model, cfg) in models.items():
+        for test_set in ("small", "large"):
+            expected = music_lm.evaluate(model, language_model.sequence_source(root, test_set, "test")(), cfg.seq_len, cpu)
+            assert matrix.loc[name, test_set] == pytest.approx(expected["perplexity"])
+    lstm = models["m"][0]
+    at_short = music_lm.evaluate(lstm, language_model.sequence_source(root, "large", "test")(), SHORT.seq_len, cpu)
+    assert at_short["perplexity"] != pytest.approx(matrix.loc["m", "large"])  # the window length changes the score
 
 
 def test_perplexity_on_tests_of_one_dataset_is_its_matrix_cell_and_of_two_lies_between(scored):
-    root, model, matrix = scored
+    root, model, matrix, _ = scored
     cpu = torch.device("cpu")
     one = language_model.perplexity_on_tests(root, model, ["small"], SMOKE.seq_len, cpu)
     assert one == pytest.approx(matrix.loc["m", "small"])
@@ -58,8 +76,9 @@ def test_perplexity_on_tests_of_one_dataset_is_its_matrix_cell_and_of_two_lies_b
 
 
 def test_long_matrix_has_a_row_per_pair(scored):
-    _, _, matrix = scored
+    _, _, matrix, _ = scored
     long = language_model.long_matrix(matrix)
     assert list(long.columns) == ["trained_on", "tested_on", "perplexity"]
-    assert list(zip(long["trained_on"], long["tested_on"])) == [("m", "small"), ("m", "large")]
-    assert long["perplexity"].tolist() == matrix.loc["m"].tolist()
+    pairs = [("m", "small"), ("short", "small"), ("m", "large"), ("short", "large")]
+    assert list(zip(long["trained_on"], long["tested_on"])) == pairs
+    assert long["perplexity"].tolist() == [matrix.loc[train, test] for train, test in pairs]

@@ -70,12 +70,16 @@ def test_eval_metrics_are_the_loss_the_speed_and_every_finite_mode_value(samples
     assert "instrument.gap_groove_consistency" not in metrics and "unconditioned.gap_groove_consistency" in metrics
 
 
-def test_test_loss_is_the_models_loss_on_the_test_songs():
+def test_test_loss_is_the_models_loss_on_the_first_window_of_each_test_song():
     torch.manual_seed(0)
     model = mmt.MMT(SMOKE).eval()
-    loss = evaluation.test_loss(model, SMOKE, [song(i) for i in range(3)])
-    assert np.isfinite(loss) and loss > 0
-    assert evaluation.test_loss(model, SMOKE, [song(i) for i in range(3)]) == pytest.approx(loss)
+    songs = [song(i, n_notes=150, n_beats=200) for i in range(3)]  # longer than the smoke window of 64 beats
+    loss = evaluation.test_loss(model, SMOKE, songs)
+    first = [mmt.window(s, SMOKE.max_beat, SMOKE.max_seq_len) for s in songs]
+    later = [mmt.window_at(s, 100, SMOKE.max_beat, SMOKE.max_seq_len) for s in songs]
+    assert evaluation.test_loss(model, SMOKE, first) == pytest.approx(loss)
+    assert evaluation.test_loss(model, SMOKE, later) != pytest.approx(loss)
+    assert loss == pytest.approx(mmt.evaluate(model, [mmt.collate(first)])["val_loss"], rel=1e-5)
 
 
 @pytest.mark.filterwarnings("error::ResourceWarning")

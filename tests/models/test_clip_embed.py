@@ -74,8 +74,12 @@ def test_different_images_give_different_embeddings(small):
 
 
 def test_frames_of_another_size_are_fit_to_the_model(small):
-    embeddings = embed_images(small, [jpeg(0, (320, 240)), jpeg(1, (224, 224))])
-    assert embeddings.shape == (2, 512) and np.all(np.isfinite(embeddings))
+    wide, square = jpeg(0, (320, 240)), jpeg(1, (224, 224))
+    embeddings = embed_images(small, [wide, square])
+    assert embeddings.shape == (2, 512)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
+    alone = np.concatenate([embed_images(small, [wide]), embed_images(small, [square])])
+    np.testing.assert_allclose(embeddings, alone, atol=1e-5)  # a batch of mixed sizes embeds each frame as alone
 
 
 def test_text_embedding_is_the_normalised_mean_of_the_four_templates(small):

@@ -8,6 +8,8 @@ import dagster as dg
 import music21
 import pytest
 
+from assets.scores.datasets import ScoreItem
+from assets.scores.readers import read_item
 from pipelines.cli import launch, main
 from pipelines.cli.demo import DEMO_DATASETS, demo_configs
 from pipelines.definitions import build_defs
@@ -17,11 +19,21 @@ from storage import shards, tracking
 CORPUS = os.path.join(os.path.dirname(music21.__file__), "corpus")
 
 
+def chorales(n: int) -> list[str]:
+    return sorted(glob.glob(os.path.join(CORPUS, "bach", "bwv2[0-9]*.mxl")))[:n]
+
+
+def note_count(n: int) -> int:
+    """The notes the reader finds in the first n chorales: the rows ingestion must write."""
+    items = [ScoreItem("x", os.path.basename(path), path, "musicxml") for path in chorales(n)]
+    return sum(len(track.notes) for item in items for track in read_item(item).tracks)
+
+
 def score_batch(home, batch: str, n: int = 4, junk: bool = False) -> str:
     """An incoming_<batch> dataset: the first n Bach chorales of music21's corpus, or two unreadable files."""
     folder = os.path.join(home.raw, "incoming", batch)
     os.makedirs(folder)
-    for path in [] if junk else sorted(glob.glob(os.path.join(CORPUS, "bach", "bwv2[0-9]*.mxl")))[:n]:
+    for path in [] if junk else chorales(n):
         shutil.copy(path, folder)
     if junk:
         with open(os.path.join(folder, "broken.mid"), "wb") as f:
@@ -65,10 +77,10 @@ def test_experiment_job_runs_its_stages_as_tagged_child_runs(home, persistent):
         ("ingest_scores_job", dataset, "muspy__datasets")
     ]
     assert children[0].status == dg.DagsterRunStatus.SUCCESS
-    for asset in ("notes", "event_sequences"):
+    for asset, rows in (("notes", note_count(4)), ("event_sequences", 4)):
         event = persistent.get_latest_materialization_event(dg.AssetKey(asset))
         assert event.run_id == children[0].run_id and event.dagster_event.partition == dataset
-        assert shards.read_manifest(home.datasets, asset, dataset).rows > 0
+        assert shards.read_manifest(home.datasets, asset, dataset).rows == rows
     assert persistent.get_latest_materialization_event(dg.AssetKey("music_lm")) is None  # stage=data trains nothing
 
 
@@ -80,7 +92,7 @@ def test_a_failed_child_run_fails_the_experiment_and_names_it(home, persistent, 
     assert "FAIL muspy_experiment" in out
     assert f"FAIL ingest_scores_job[{junk}]" in out and f"ok   ingest_scores_job[{good}]" in out  # the next one still ran
     # In this test's home, not the previous test's: Dagster caches a rebuilt job by its pointer, which names the home.
-    assert shards.read_manifest(home.datasets, "notes", good).rows > 0
+    assert shards.read_manifest(home.datasets, "notes", good).rows == note_count(3)
 
     (experiment,) = persistent.get_runs(filters=dg.RunsFilter(job_name="muspy_experiment"))
     assert experiment.status == dg.DagsterRunStatus.FAILURE
@@ -97,7 +109,7 @@ def test_stage_data_and_ingest_write_notes_but_train_nothing(home, persistent, c
     assert main(["ingest", dataset]) == 0
     out = capsys.readouterr().out
     assert f"ok   score_notes_job[{dataset}]" in out and "4 songs" in out
-    assert shards.read_manifest(home.datasets, "notes", dataset).rows > 0
+    assert shards.read_manifest(home.datasets, "notes", dataset).rows == note_count(4)
     assert shards.read_manifest(home.datasets, "event_sequences", dataset) is None
 
     assert main(["experiment", "--branch", "mmt", "--stage", "data", "--datasets", dataset]) == 0

@@ -44,7 +44,7 @@ def test_incoming_sensor_claims_settled_files(home):
         assert not os.path.exists(old) and os.path.exists(fresh)  # the fresh file waits for the next tick
 
         os.remove(fresh)
-        assert isinstance(sensors.incoming_scores_sensor(context), dg.SkipReason)
+        assert sensors.incoming_scores_sensor(context).skip_message == f"nothing new in {incoming}"
 
 
 def test_weekly_retraining_schedule(home):
@@ -60,7 +60,7 @@ def test_weekly_retraining_schedule(home):
             resources={"home": HomeResource(root=home.root)},
             scheduled_execution_time=datetime(2026, 11, 23, 3, tzinfo=timezone.utc),
         )
-        assert isinstance(weekly_music_lm_retrain(context), dg.SkipReason)
+        assert weekly_music_lm_retrain(context).skip_message == "no dataset has event_sequences yet"
         instance.add_dynamic_partitions("datasets", ["jsb"])
         requests = weekly_music_lm_retrain(context)
         assert [(r.partition_key, r.run_key) for r in requests] == [("jsb", "jsb-20261123")]
@@ -78,4 +78,4 @@ def test_dataset_partitions_sensor_adds_registry_names(home, tmp_path):
         added = result.dynamic_partitions_requests[0].partition_keys
         assert {"bach_chorales", "lmd", "my_scores"} <= set(added)
         instance.add_dynamic_partitions("datasets", added)
-        assert isinstance(sensors.dataset_partitions_sensor(context), dg.SkipReason)
+        assert sensors.dataset_partitions_sensor(context).skip_message == "every registered dataset is already a partition"

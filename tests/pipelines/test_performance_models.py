@@ -53,7 +53,7 @@ def test_models_train_evaluate_promote_and_perform(home, tmp_path, capsys):
         aligner = run(defs, instance, "performance_alignment_train", ops={"performance_alignment_model": SMOKE})
         assert metadata(aligner, "performance_alignment_model")["registered_model"] == "performance_alignment"
         vocoder = run(defs, instance, "performance_vocoder_train", ops={"performance_vocoder": SMOKE})
-        assert metadata(vocoder, "performance_vocoder")["griffin_lim_mel_l1"] > 0
+        griffin_lim = metadata(vocoder, "performance_vocoder")["griffin_lim_mel_l1"]
         for variant in ("full", "no_notewise_pe", "no_performer"):
             trained = run(defs, instance, "performance_synthesis_train", variant, {"performance_synthesis_model": SMOKE})
             assert metadata(trained, "performance_synthesis_model")["train_clips"] == clips.num_rows - valid
@@ -73,6 +73,7 @@ def test_models_train_evaluate_promote_and_perform(home, tmp_path, capsys):
     assert champion.tags["variant"] == "full" and champion.tags["performers"] == "John Garner"
     vocoder_promoted = "performance_vocoder" in meta["promoted"]
     gl, hifigan = table[table.metric == "resynthesis mel L1"].set_index("model")["value"][["Griffin-Lim", "HiFi-GAN"]]
+    assert gl == pytest.approx(griffin_lim)  # the same validation clips, the same reproducible Griffin-Lim
     assert vocoder_promoted == (hifigan < gl)  # a vocoder worse than Griffin-Lim never serves
 
     capsys.readouterr()

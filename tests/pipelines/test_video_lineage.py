@@ -145,7 +145,7 @@ def test_incoming_videos_sensor_claims_a_batch(home, made):
         assert result.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
         claimed = os.path.join(home.raw, "videos", "batches", request.partition_key, made_rows[0]["path"])
         assert os.path.exists(claimed) and not os.path.exists(settled)
-        assert isinstance(sensors.incoming_videos_sensor(context), dg.SkipReason)
+        assert sensors.incoming_videos_sensor(context).skip_message == f"nothing new in {incoming}"
 
 
 def test_clipsep_trains_evaluates_promotes_and_separates(home, tmp_path, monkeypatch, capsys):
@@ -164,7 +164,9 @@ def test_clipsep_trains_evaluates_promotes_and_separates(home, tmp_path, monkeyp
 
     table = shards.read_table(home.datasets, "clipsep_eval", "__all__").to_pandas().set_index("model")
     assert list(table.index) == ["mixture", "CLIPSep-NIT", "PIT"]
-    assert table.loc["mixture", "sdri_mean"] == 0 and np.isfinite(table["sdr_mean"]).all()
+    assert table.loc["mixture", "sdri_mean"] == 0
+    # every model is scored on the same mixtures: its improvement is its SDR less the mixtures' SDR
+    np.testing.assert_allclose(table["sdri_mean"], table["sdr_mean"] - table.loc["mixture", "sdr_mean"], atol=1e-3)
     assert table.loc["CLIPSep-NIT", "query"] == "image"  # no text queries: the small CLIP is not semantic
     champion = tracking.get_alias_version(tracking.default_tracking_uri(home), "clipsep", "champion")
     assert champion.tags["method"] == "nit" and champion.tags["clip_model"] == SMALL_CLIP

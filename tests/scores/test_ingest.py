@@ -1,5 +1,4 @@
 import hashlib
-import os
 
 import muspy
 import numpy as np
@@ -58,7 +57,7 @@ def bad_items(tmp_path):
     good = make_midi(tmp_path / "good.mid", [(0, 60, 24), (24, 62, 24)])
     raw = open(good, "rb").read()
     (tmp_path / "truncated.mid").write_bytes(raw[: len(raw) // 2])
-    (tmp_path / "corrupt.mid").write_bytes(b"MThd" + os.urandom(200))
+    (tmp_path / "corrupt.mid").write_bytes(b"MThd" + np.random.default_rng(0).bytes(200))
     (tmp_path / "empty.mid").write_bytes(b"")
     (tmp_path / "text.mid").write_text("this is not music")
     (tmp_path / "bad.musicxml").write_text("<score-partwise><part-list><oops></score-partwise>")
@@ -80,12 +79,21 @@ def test_bad_files_become_rejects_and_the_rest_completes(tmp_path, workers):
     assert len(results) == len(items)
     by_item = {item.item_id: result for item, result in zip(items, results)}
     assert isinstance(by_item["good.mid"], ingest.Parsed)
-    rejects = [r for r in results if isinstance(r, Reject)]
-    assert {r.item for r in rejects} == {i.item_id for i in items} - {"good.mid"}
-    assert all(r.message and r.error_type and r.stage for r in rejects)
-    assert "large" in by_item["huge.mid"].message.lower() or "size" in by_item["huge.mid"].message.lower()
-    assert "read" in by_item["locked.mid"].message.lower() or "permission" in by_item["locked.mid"].message.lower()
-    assert "empty" in by_item["empty.mid"].message.lower()
+    rejects = {r.item: (r.stage, r.error_type) for r in results if isinstance(r, Reject)}
+    assert rejects == {
+        "truncated.mid": ("parse", "EOFError"),
+        "corrupt.mid": ("parse", "EOFError"),
+        "empty.mid": ("file", "EmptyFile"),
+        "text.mid": ("parse", "OSError"),
+        "bad.musicxml": ("parse", "ParseError"),
+        "huge.mid": ("file", "FileTooLarge"),
+        "locked.mid": ("file", "PermissionError"),
+    }
+    assert by_item["huge.mid"].message.endswith(f"huge.mid has {200 * 1024 * 1024} bytes > 50000000")
+    assert by_item["locked.mid"].message == f"no read permission: {tmp_path / 'locked.mid'}"
+    assert by_item["empty.mid"].message == f"empty file: {tmp_path / 'empty.mid'}"
+    muspy_part, music21_part = by_item["bad.musicxml"].message.removeprefix("cannot parse bad.musicxml: ").split("; ")
+    assert muspy_part.startswith("muspy: ParseError: ") and music21_part.startswith("music21: ParseError: ")
 
 
 def test_results_keep_item_order_across_workers(tmp_path):

@@ -79,7 +79,8 @@ def test_musicxml_falls_back_to_music21_when_muspy_rejects_the_file():
     item = datasets.list_items("trecento", "/nonexistent")[0]
     with pytest.raises(muspy.MusicXMLError):
         muspy.read_musicxml(item.path)
-    assert _notes(read_item(item))
+    reference = _notes(from_music21(music21.converter.parse(item.path, forceSource=True), resolution=24))
+    assert reference and _notes(read_item(item)) == reference
 
 
 # --- failures --------------------------------------------------------------------------------
@@ -142,7 +143,31 @@ def test_random_text_with_midi_suffix(tmp_path):
 def test_malformed_musicxml(tmp_path):
     path = tmp_path / "broken.musicxml"
     path.write_text('<?xml version="1.0"?><score-partwise><part-list><score-part id="P1">')
-    assert _reject(_item(path, "musicxml")).stage == "parse"
+    error = _reject(_item(path, "musicxml"))
+    assert (error.stage, error.error_type) == ("parse", "ParseError")
+    assert str(error) == (
+        "cannot parse broken.musicxml: muspy: ParseError: no element found: line 1, column 68; "
+        "music21: ParseError: no element found: line 1, column 68"
+    )
+
+
+TIMEWISE = (
+    '<?xml version="1.0"?><score-timewise version="3.1">'
+    '<part-list><score-part id="P1"><part-name>A</part-name></score-part></part-list>'
+    '<measure number="1"><part id="P1"><note><pitch><step>C</step><octave>4</octave></pitch>'
+    "<duration>1</duration></note></part></measure></score-timewise>"
+)
+
+
+def test_musicxml_that_both_readers_fail_on_keeps_both_errors(tmp_path):
+    """Neither muspy nor music21 reads timewise MusicXML, and each says so in its own words."""
+    path = tmp_path / "timewise.musicxml"
+    path.write_text(TIMEWISE)
+    error = _reject(_item(path, "musicxml"))
+    assert (error.stage, error.error_type) == ("parse", "MusicXMLImportException")
+    muspy_part, music21_part = str(error).removeprefix("cannot parse timewise.musicxml: ").split("; ")
+    assert muspy_part == "muspy: ValueError: MusicXML file with timewise type is not supported."
+    assert music21_part.startswith("music21: MusicXMLImportException: Cannot parse MusicXML files not in score-partwise")
 
 
 def test_abc_tune_number_not_in_file(tmp_path):

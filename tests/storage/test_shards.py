@@ -38,7 +38,9 @@ def test_roundtrip_and_manifest(root):
     assert shards.list_partitions(root, "notes") == ["maestro"]
     on_disk = json.loads((Path(root) / "notes" / "maestro" / "_manifest.json").read_text())
     assert on_disk["schema_version"] == shards.SCHEMA_VERSION
-    assert sum(s["bytes"] for s in on_disk["shards"]) == m.bytes > 0
+    folder = Path(root) / "notes" / "maestro"
+    assert [s["bytes"] for s in on_disk["shards"]] == [(folder / f"part-0000{i}.parquet").stat().st_size for i in range(3)]
+    assert sum(s["bytes"] for s in on_disk["shards"]) == m.bytes
     assert sorted(p.name for p in (Path(root) / "notes" / "maestro").iterdir()) == [
         "_manifest.json",
         "part-00000.parquet",

@@ -1,11 +1,13 @@
 import json
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
 from storage import tracking
 from storage.tracking import MlflowResource
@@ -53,7 +55,7 @@ def test_registry_lifecycle(tmp_path: Path, uri: str):
     assert tracking.metric_of(uri, champion, "absent") is None
 
     local = Path(tracking.fetch_version(uri, champion, str(tmp_path / "cache")))
-    assert local.parent == tmp_path / "cache" / "models" / "music_lm-1"
+    assert local == Path(tracking.version_dir(str(tmp_path / "cache"), champion))
     assert sorted(p.name for p in local.iterdir()) == ["config.json", "weights.bin"]
     assert json.loads((local / "config.json").read_text()) == {"tag": "one"}
 
@@ -167,10 +169,68 @@ def test_newest_version_per_tag(tmp_path: Path, uri: str):
     assert tracking.newest_by_tag(uri, "sep", "dataset") == {}
 
 
-def test_version_dir_names_the_model_and_its_version(tmp_path):
-    from types import SimpleNamespace
+def test_version_dir_names_the_model_its_version_and_its_source(tmp_path):
+    def version(number: str, source: str) -> SimpleNamespace:
+        return SimpleNamespace(name="clipsep", version=number, source=source)
 
-    from storage.tracking import version_dir
+    first = tracking.version_dir(str(tmp_path), version("7", "file:///runs/a/artifacts/model"))
+    assert Path(first).parent == tmp_path / "models" / "clipsep" and Path(first).name.startswith("7-")
+    assert tracking.version_dir(str(tmp_path), version("7", "file:///runs/a/artifacts/model")) == first
+    assert tracking.version_dir(str(tmp_path), version("7", "file:///runs/b/artifacts/model")) != first
+    assert tracking.version_dir(str(tmp_path), version("8", "file:///runs/a/artifacts/model")) != first
 
-    version = SimpleNamespace(name="clipsep", version="7")
-    assert version_dir(str(tmp_path), version) == str(tmp_path / "models" / "clipsep-7")
+
+def _register(uri: str, tmp_path: Path, tag: str, files: dict[str, str]) -> ModelVersion:
+    model_dir = tmp_path / f"model-{tag}"
+    model_dir.mkdir(parents=True)
+    for name, text in files.items():
+        (model_dir / name).write_text(text)
+    with tracking.start_run(uri, "baton", str(tmp_path / "artifacts"), tag, {}) as run:
+        mlflow.log_artifacts(str(model_dir), "model")
+    tracking.register_version(uri, "lm", run.info.run_id, "model")
+    return tracking.get_alias_version(uri, "lm", "candidate")
+
+
+def _listing(folder: str) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(Path(folder).iterdir())}
+
+
+def test_each_version_is_downloaded_once_into_its_own_folder(tmp_path: Path, uri: str, monkeypatch):
+    cache = str(tmp_path / "cache")
+    downloads = []
+    download = mlflow.artifacts.download_artifacts
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", lambda **kw: downloads.append(kw) or download(**kw))
+    first = _register(uri, tmp_path, "one", {"config.json": "1", "extra.bin": "old"})
+    assert _listing(tracking.fetch_version(uri, first, cache)) == {"config.json": "1", "extra.bin": "old"}
+    second = _register(uri, tmp_path, "two", {"config.json": "2"})
+    assert _listing(tracking.fetch_version(uri, second, cache)) == {"config.json": "2"}
+    assert _listing(tracking.fetch_version(uri, first, cache)) == {"config.json": "1", "extra.bin": "old"}
+    assert len(downloads) == 2
+
+
+def test_a_reused_version_number_is_not_served_from_the_old_download(tmp_path: Path):
+    """A fresh registry (say, after the MLflow store was wiped) numbers from 1 again; the cache stays."""
+    cache = str(tmp_path / "cache")
+    old = _register(f"sqlite:///{tmp_path / 'old.db'}", tmp_path / "old", "one", {"config.json": "old", "extra.bin": "x"})
+    new_uri = f"sqlite:///{tmp_path / 'new.db'}"
+    new = _register(new_uri, tmp_path / "new", "one", {"config.json": "new"})
+    assert (old.name, old.version) == (new.name, new.version)
+    tracking.fetch_version(f"sqlite:///{tmp_path / 'old.db'}", old, cache)
+    assert _listing(tracking.fetch_version(new_uri, new, cache)) == {"config.json": "new"}
+
+
+def test_an_interrupted_download_leaves_nothing_to_serve(tmp_path: Path, uri: str, monkeypatch):
+    cache = tmp_path / "cache"
+    version = _register(uri, tmp_path, "one", {"config.json": "1"})
+    download = mlflow.artifacts.download_artifacts
+
+    def interrupted(**kw):
+        download(**kw)
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", interrupted)
+    with pytest.raises(ConnectionError):
+        tracking.fetch_version(uri, version, str(cache))
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", download)
+    assert _listing(tracking.fetch_version(uri, version, str(cache))) == {"config.json": "1"}

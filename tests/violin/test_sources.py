@@ -102,7 +102,8 @@ def test_read_manifest_reads_all_published_movements(sample_dir: Path):
     assert first.performer == "Emil Telmányi" and first.score == "bwv1001_mov1"
     flags = {(r.repeat1, r.repeat2) for r in recordings}
     assert flags == {(None, None), (True, None), (False, False), (True, False), (True, True)}
-    assert sum(r.baroque_tuning for r in recordings) > 0
+    assert [r.baroque_tuning for r in recordings] == [row["baroque_tuning"] == "1" for row in rows]
+    assert 0 < sum(r.baroque_tuning for r in recordings) < len(recordings)  # the column holds both values
 
 
 def test_sample_manifest_has_the_three_local_recordings_with_their_attribution(sample_recordings):
