@@ -84,7 +84,9 @@ def test_sample_recording_is_aligned_like_the_dataset_and_cut_into_clips(home):
         assert Image.open(io.BytesIO(plot.read_bytes())).size[0] > 800 and "data:image/png" in aligned["figure"]
         notes = rows(home, "alignments", mov6)
         assert all(n["end"] >= n["start"] >= 0 for n in notes) and {n["method"] for n in notes} == {"v1"}
-        assert all(0 <= n["confidence"] <= 1 for n in notes)
+        trust = np.array([n["confidence"] for n in notes])
+        assert trust.mean() == pytest.approx(aligned["confidence_mean"])
+        assert np.mean(trust < confidence.LOW) == pytest.approx(aligned["confidence_low_share"])
 
         clips = shards.read_table(home.datasets, "performance_clips", mov6)
         clip_meta = materialization(instance, "performance_clips", mov6)

@@ -66,12 +66,16 @@ def test_a_true_alignment_is_trusted_and_a_displaced_passage_is_not(melody):
 
 
 def test_a_note_aligned_to_an_instant_or_past_the_end_still_has_a_confidence(melody):
-    recording, rendering, notes, qpm, starts, _ = melody
-    starts = starts.copy()
-    starts[-1] = len(recording) / SR + 5.0
-    ends = starts.copy()
+    recording, rendering, notes, qpm, starts, ends = melody
+    true = cf.note_confidence(recording, rendering, starts, ends, notes, qpm)
+    starts, ends = starts.copy(), ends.copy()
+    ends[10] = starts[10]  # an instant
+    starts[-1] = ends[-1] = len(recording) / SR + 5.0  # past the end of the recording
     values = cf.note_confidence(recording, rendering, starts, ends, notes, qpm)
-    assert np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all()
+    assert np.isfinite(values).all()
+    untouched = np.r_[0 : 10 - cf.NEIGHBOURS, 11 + cf.NEIGHBOURS : len(notes) - 1 - cf.NEIGHBOURS]
+    np.testing.assert_allclose(values[untouched], true[untouched])
+    assert values[-1] < true[-1] - 0.2  # the note placed past the end is trusted less
 
 
 def test_neighbourhood_mean_averages_what_is_there_at_the_ends():
