@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export BATON_HOME ?= $(CURDIR)/.baton
 
-.PHONY: setup demo test ui bench bench-ingest bench-mmt bench-mmt-windows bench-parts clean
+.PHONY: setup demo test ui bench bench-ingest bench-mmt bench-mmt-windows bench-parts bench-align clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -30,6 +30,13 @@ bench-mmt-windows: setup
 
 bench-parts: setup
 	$(PY) bench/part_baselines.py
+
+# synctoolbox 1.4.2 pins numba < 0.66, music21 < 10 and pandas < 3, older than the project runs, and
+# works with the newer ones, so it is installed without its pins; libfmp and IPython are what it imports.
+bench-align: setup
+	$(PY) -m pip install --no-deps synctoolbox==1.4.2 libfmp==1.3.0
+	$(PY) -m pip install "ipython>=8.10,<9"
+	$(PY) bench/alignment.py --set hard --n 12
 
 clean:
 	rm -rf $(BATON_HOME)

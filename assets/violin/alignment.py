@@ -14,6 +14,16 @@ multiscale DTW: a full DTW on a coarse copy of the features, then banded DTW aro
 path at each finer scale, so memory grows linearly with length. Both signals get the same stretch
 of silence at either end, so a performer's lead-in aligns with silence instead of stretching the
 first note, and note times are interpolated between path points instead of rounded up.
+
+v2 compares spectral shapes, not levels. In dB relative to its maximum, a recording's room noise
+sits 15-30 dB above the rendering's digital silence in every bin, and a soft final chord 15 dB
+below the rendering's full-velocity one; summed over 180 bins, such level differences outweigh the
+pitches. A noisy lead-in then matched the rendering's first note instead of its silence, and a soft
+chord held through a ritardando matched the softer note before it in the rendering. The path
+stayed on one rendering frame for seconds, and a note read off the middle of that run, or the
+first point past it, was seconds off. ``spectral_shape`` keeps what lies above the recording's
+noise floor and scales every frame to unit length: noise and silence become near-empty frames
+alike, and a chord matches itself at any loudness.
 """
 
 from __future__ import annotations
@@ -39,6 +49,9 @@ CQT_BINS = 5 * 12 * BINS_PER_SEMITONE
 V1_HOP = 512  # 32 ms at 16 kHz
 V2_HOP = 256  # 16 ms at 16 kHz
 PAD_FRAMES = 32  # 0.5 s of silence around each signal in v2
+NOISE_QUANTILE = 0.1  # the quietest tenth of a recording's frames shows its noise floor
+NOISE_MARGIN_DB = 6.0  # how far above that floor a bin must rise to count as sound
+SOUND_SHARE = 0.5  # of a recording's median rise above its floor, the least a note frame rises
 MULTISCALE_FACTOR = 4
 COARSEST_FRAMES = 500  # the one full DTW runs on at most this many frames per side
 BAND_RADIUS = 8  # frames added on each side of the projected path at every finer scale
@@ -81,14 +94,14 @@ def align_v1(recording: np.ndarray, rendering: np.ndarray, onsets_s: np.ndarray,
 
     A start is the first path point past the note's onset in the rendering, an end the last one
     before its offset; an end never precedes its start. As in the published code, score times are
-    scaled onto the recording's frame count (one more frame than its length in hops), which puts
-    notes up to a frame later towards the end.
+    scaled onto the recording's frame count (``v1_frames_per_second``), which puts notes up to a
+    frame later towards the end.
     """
     recording_db = cqt_db(recording, sr, V1_HOP)
     _, path = librosa.sequence.dtw(recording_db, cqt_db(rendering, sr, V1_HOP))
     path = path[::-1]
     last = len(path) - 1
-    score_frames_per_second = recording_db.shape[1] / (len(recording) / sr)
+    score_frames_per_second = v1_frames_per_second(len(recording), sr)
     first_after = np.searchsorted(path[:, 1], np.asarray(onsets_s) * score_frames_per_second, side="right")
     last_before = np.searchsorted(path[:, 1], np.asarray(offsets_s) * score_frames_per_second) - 1
     starts = path[np.clip(first_after, 0, last), 0] * V1_HOP / sr
@@ -96,12 +109,35 @@ def align_v1(recording: np.ndarray, rendering: np.ndarray, onsets_s: np.ndarray,
     return starts, ends, path
 
 
+def v1_frames_per_second(samples: int, sr: int = SAMPLE_RATE) -> float:
+    """The rate v1 reads score times at: the recording's constant-Q frame count (one more than its
+    length in hops) over its length, not the hop rate."""
+    return (1 + samples // V1_HOP) / (samples / sr)
+
+
+def published_lag(onsets_s: np.ndarray, qpm: float, recording_s: float, resolution: int = RESOLUTION,
+                  sr: int = SAMPLE_RATE) -> np.ndarray:
+    """How much later than the notes sound the published alignments put them (seconds, one per
+    note at ``onsets_s``, its time in a rendering at ``qpm`` as long as the ``recording_s`` slice).
+
+    Two steps of the method that made them add up: v1 reads a start at the first 32 ms frame past
+    the onset scaled as in ``v1_frames_per_second`` (16 ms on average, up to a frame more towards
+    the end), and the dataset's renderings, at ``resolution`` ticks per quarter, sounded every note
+    half a tick early (see ``render_score``), so the recording was matched to rendering frames that
+    far ahead of the score: 7.6 ms at 165 qpm, 21 ms at 60. Slow movements lag more.
+    """
+    onsets_s = np.asarray(onsets_s, dtype=float)
+    first_after = np.floor(onsets_s * v1_frames_per_second(round(recording_s * sr), sr)) + 1
+    return first_after * V1_HOP / sr - onsets_s + 60.0 / (qpm * resolution) / 2
+
+
 def align_v2(recording: np.ndarray, rendering: np.ndarray, onsets_s: np.ndarray, offsets_s: np.ndarray,
              sr: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Like ``align_v1`` (same arguments and returns; the path in 16 ms hops), by multiscale DTW on
-    16 ms constant-Q frames with note times interpolated along the path."""
+    the ``spectral_shape`` of 16 ms constant-Q frames with note times interpolated along the path."""
     recording_db, rendering_db = padded_cqt_db(recording, rendering, sr)
-    path, _ = multiscale_dtw(recording_db.T, rendering_db.T)
+    own = slice(PAD_FRAMES, PAD_FRAMES + len(recording) // V2_HOP)  # the recording without its padding
+    path, _ = multiscale_dtw(*spectral_shape(recording_db, rendering_db, noise_floor(recording_db[:, own])))
     frames_per_second = sr / V2_HOP
     starts, ends = (
         np.maximum(warp(path, np.asarray(times) * frames_per_second + PAD_FRAMES) - PAD_FRAMES, 0.0) / frames_per_second
@@ -109,6 +145,29 @@ def align_v2(recording: np.ndarray, rendering: np.ndarray, onsets_s: np.ndarray,
     )
     inside = np.clip(path - PAD_FRAMES, 0, [len(recording) // V2_HOP, len(rendering) // V2_HOP])
     return starts, ends, np.unique(inside, axis=0)
+
+
+def noise_floor(recording_db: np.ndarray, quantile: float = NOISE_QUANTILE,
+                margin_db: float = NOISE_MARGIN_DB) -> np.ndarray:
+    """Per bin (column vector), the level below which a ``cqt_db`` spectrogram holds only noise:
+    the median of its quietest frames, where no note sounds in a lead-in, tail or rest, plus a margin
+    for the noise's own fluctuation."""
+    loudest = recording_db.max(axis=0)
+    quiet = recording_db[:, loudest <= np.quantile(loudest, quantile)]
+    return np.median(quiet, axis=1, keepdims=True) + margin_db
+
+
+def spectral_shape(recording_db: np.ndarray, rendering_db: np.ndarray,
+                   floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (n, CQT_BINS) of both spectrograms as the dB they rise above ``floor``, each frame
+    scaled to unit length, so that a soft chord looks like a loud one. A frame that rises less than
+    ``SOUND_SHARE`` of the recording's median frame is scaled as if it rose that much: noise
+    flickering over the floor stays near zero, where silence is."""
+    above = [np.maximum(db - floor, 0.0).T for db in (recording_db, rendering_db)]
+    norms = [np.linalg.norm(a, axis=1, keepdims=True) for a in above]
+    sounding = norms[0][norms[0] > 0]
+    least = SOUND_SHARE * (np.median(sounding) if len(sounding) else 1.0)
+    return above[0] / np.maximum(norms[0], least), above[1] / np.maximum(norms[1], least)
 
 
 def padded_cqt_db(recording: np.ndarray, rendering: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:

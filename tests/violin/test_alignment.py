@@ -22,15 +22,16 @@ needs_soundfonts = pytest.mark.skipif(
 
 
 def tones(onsets: np.ndarray, offsets: np.ndarray, pitches: np.ndarray, harmonics: tuple[float, ...],
-          length_s: float) -> np.ndarray:
-    """Additive-synthesis notes: a stand-in instrument whose timbre is set by ``harmonics``."""
+          length_s: float, gains: np.ndarray | None = None, decay: float = 2.0) -> np.ndarray:
+    """Additive-synthesis notes: a stand-in instrument whose timbre is set by ``harmonics``, each
+    note at its gain and fading at ``decay`` per second (plucked at 2, bowed near 0)."""
     audio = np.zeros(round(length_s * SR))
-    for on, off, pitch in zip(onsets, offsets, pitches):
+    for on, off, pitch, gain in zip(onsets, offsets, pitches, np.ones(len(onsets)) if gains is None else gains):
         t = np.arange(round((off - on + 0.05) * SR)) / SR
-        envelope = np.minimum(t / 0.01, 1.0) * np.exp(-2.0 * t) * np.clip((off - on + 0.05 - t) / 0.05, 0.0, 1.0)
+        envelope = np.minimum(t / 0.01, 1.0) * np.exp(-decay * t) * np.clip((off - on + 0.05 - t) / 0.05, 0.0, 1.0)
         wave = sum(a * np.sin(2 * np.pi * (k + 1) * librosa.midi_to_hz(pitch) * t) for k, a in enumerate(harmonics))
         start = round(on * SR)
-        audio[start:start + len(t)] += (envelope * wave)[: len(audio) - start]
+        audio[start:start + len(t)] += (gain * envelope * wave)[: len(audio) - start]
     return (0.2 * audio / np.abs(audio).max()).astype(np.float32)
 
 
@@ -63,6 +64,59 @@ def test_aligners_recover_a_known_time_warp(warped_melody, align):
     assert np.mean(error) < limit and np.max(error) < 0.1
     assert np.all(np.diff(starts) >= 0) and np.all(ends >= starts)
     assert np.all(np.diff(path, axis=0) >= 0) and np.all(np.diff(path, axis=0).sum(axis=1) >= 1)
+
+
+def test_v2_holds_on_a_slow_movement_with_a_ritardando_held_chords_and_a_noisy_lead_in_and_tail():
+    """Where one tempo fits worst: 44-48 qpm slowing to less than half at the end, softening to a
+    third of the velocity, the final chord and another note held twice as long, 2.5 s of room noise
+    25 dB below the music before the first note and after the last. Compared by level, the lead-in
+    noise matched the rendering's first note and v2 put that note 2.3 s early."""
+    rng = np.random.default_rng(11)
+    durations = rng.choice([12, 24, 24, 48], 40)
+    onsets = np.concatenate([[0], np.cumsum(durations)[:-1]])
+    notes = np.column_stack([onsets, onsets + durations, rng.integers(60, 84, 40), np.full(40, 80)])
+    score = humanize.with_final_chord(humanize.Score("slow", notes, qpm=48.0))
+    played = humanize.humanize(score, seed=11, tempo_range=(44.0, 48.0), ritardando=(0.45, 0.45),
+                               diminuendo=(0.3, 0.3), fermatas=2, fermata_hold=(2.0, 2.0), lead_in_s=(2.5, 2.5),
+                               tail_s=(2.5, 2.5))
+    recording = tones(played.onsets_s, played.offsets_s, played.pitches, (1.0, 0.6, 0.4, 0.2), played.end_s,
+                      gains=(played.velocities / 80.0) ** 2, decay=0.2)
+    music = slice(round(played.onsets_s[0] * SR), round(played.offsets_s.max() * SR))
+    recording = humanize.with_room_noise(recording, music, -25.0, np.random.default_rng(0))
+    qpm = tempo_for(score.notes, played.end_s)
+    seconds = score.notes[:, :2] * 60.0 / (qpm * RESOLUTION)
+    rendering = tones(seconds[:, 0], seconds[:, 1], score.notes[:, 2], (1.0, 0.3, 0.5, 0.1, 0.1), played.end_s,
+                      decay=0.2)
+    starts, ends, _ = al.align_v2(recording, rendering, seconds[:, 0], seconds[:, 1])
+    error = np.abs(starts - played.onsets_s)
+    assert error.max() < 0.3 and error.mean() < 0.02
+    assert np.all(np.diff(starts) >= 0) and np.all(ends >= starts)
+
+
+def test_noise_and_silence_look_alike_and_loudness_does_not_matter():
+    rng = np.random.default_rng(0)
+    noise = -60.0 + 3.0 * rng.standard_normal((al.CQT_BINS, 60))  # a recording's noise floor
+    chord = np.full(al.CQT_BINS, -80.0)
+    chord[[30, 51, 66, 90]] = [-20.0, -24.0, -30.0, -35.0]
+    recording_db = np.maximum(noise, np.where(np.arange(60) >= 20, chord[:, None], -80.0))  # 20 frames of noise
+    rendering_db = np.column_stack([np.full((al.CQT_BINS, 5), -80.0), chord[:, None] + 15.0])  # silence, loud chord
+    recording, rendering = al.spectral_shape(recording_db, rendering_db, al.noise_floor(recording_db))
+    assert np.linalg.norm(recording[:20], axis=1).max() < 0.3 and np.all(rendering[:5] == 0.0)
+    np.testing.assert_allclose(np.linalg.norm(recording[20:], axis=1), 1.0)  # the chord, 15 dB apart,
+    np.testing.assert_allclose(np.linalg.norm(rendering[5:], axis=1), 1.0)  # has one shape in both
+    assert np.min(recording[20:] @ rendering[5]) > 0.97
+
+
+def test_published_lag_is_v1_frame_rounding_plus_half_a_tick():
+    onsets = np.array([0.0, 0.010, 0.031, 9.0])
+    lag = al.published_lag(onsets, qpm=60.0, recording_s=10.24)
+    half_tick = 60.0 / (60.0 * RESOLUTION) / 2  # 20.8 ms
+    # 10.24 s are 320 hops and 321 frames: score times are read at 31.35 frames a second, 9 s in frame 282
+    np.testing.assert_allclose(lag, np.array([0.032, 0.022, 0.001, 283 * 0.032 - 9.0]) + half_tick)
+    slow, fast = (al.published_lag(onsets, qpm, 10.24) for qpm in (40.0, 160.0))
+    np.testing.assert_allclose(slow - fast, 60.0 / (RESOLUTION * 2) * (1 / 40.0 - 1 / 160.0))
+    spread = al.published_lag(np.linspace(0.0, 10.24, 1001), qpm=1e9, recording_s=10.24)
+    assert 0.030 < spread.mean() < 0.034  # half a frame, and half a frame more from the scaling on average
 
 
 def test_v2_is_closer_to_the_truth_than_v1(warped_melody):
@@ -165,9 +219,26 @@ def test_synthetic_pair_renders_a_performance_with_known_onsets():
     assert np.abs(starts - pair.performance.onsets_s).mean() < 0.025
 
 
+@needs_soundfonts
+def test_a_hard_synthetic_pair_opens_and_closes_in_room_noise():
+    notes = np.array([[12 * k, 12 * k + 12, 62 + (k % 8), 80] for k in range(24)])
+    score = humanize.with_final_chord(humanize.Score("scale", notes, 120.0))
+    pair = humanize.synthetic_pair(score, 5, soundfont_path(), noise_db=(-30.0, -30.0), **humanize.HARD)
+    played = pair.performance
+    assert len(pair.recording) == len(pair.rendering) == round(played.end_s * SR)
+    assert played.end_s - played.offsets_s.max() >= 0.5
+    first, last = round(played.onsets_s[0] * SR), round(played.offsets_s.max() * SR)
+    rms = {part: np.sqrt(np.mean(pair.recording[cut].astype(np.float64) ** 2))
+           for part, cut in (("lead-in", slice(0, first - SR // 20)), ("music", slice(first, last)))}
+    assert rms["lead-in"] / rms["music"] == pytest.approx(10 ** (-30 / 20), rel=0.2)
+    starts, _, _ = al.align_v2(pair.recording, pair.rendering, pair.score_onsets_s, pair.score_offsets_s)
+    assert np.abs(starts - played.onsets_s).max() < 0.3
+
+
 @pytest.fixture(scope="module")
 def movements(sample_dir, tmp_path_factory):
-    """The sample's three movements: recording slice, rendering, note times, published alignment."""
+    """The sample's three movements: recording slice, rendering, note times, published alignment,
+    rendering tempo."""
     if soundfont_path() is None:
         pytest.skip("MuseScore General SoundFont not installed")
     out = tmp_path_factory.mktemp("renders")
@@ -180,6 +251,7 @@ def movements(sample_dir, tmp_path_factory):
             al.render_score(notes, qpm, soundfont_path(), out / f"{recording.id}.wav"),
             notes[:, :2] * 60.0 / (qpm * RESOLUTION),
             al.read_alignment_csv(sample_dir / "alignments" / f"{recording.id}.csv"),
+            qpm,
         )
     assert len(found) == 3
     return found
@@ -188,7 +260,7 @@ def movements(sample_dir, tmp_path_factory):
 @pytest.mark.parametrize("movement", ["john-garner_bwv1002_mov6", "john-garner_bwv1002_mov7",
                                       "john-garner_bwv1002_mov8"])
 def test_v1_reproduces_the_published_alignments(movements, movement):
-    recording, rendering, seconds, published = movements[movement]
+    recording, rendering, seconds, published, _ = movements[movement]
     assert len(published) == len(seconds)
     starts, ends, _ = al.align_v1(recording, rendering, seconds[:, 0], seconds[:, 1])
     agreement = al.onset_agreement(starts, published[:, 0])
@@ -198,11 +270,13 @@ def test_v1_reproduces_the_published_alignments(movements, movement):
 
 
 def test_v2_finds_the_notes_of_the_published_alignments(movements):
-    """Within 100 ms: the published starts are v1's, which run 20-25 ms late, so closer agreement
-    is not expected of a method that does not."""
-    for recording, rendering, seconds, published in movements.values():
+    """Once their modeled lag is removed: the published starts are v1's, late by its frame rounding,
+    so closer agreement than half a frame is not expected of a method that does not round."""
+    for recording, rendering, seconds, published, qpm in movements.values():
         starts, ends, _ = al.align_v2(recording, rendering, seconds[:, 0], seconds[:, 1])
-        assert al.onset_agreement(starts, published[:, 0])["within_100ms"] >= 0.99
+        lag = al.published_lag(seconds[:, 0], qpm, len(recording) / SR)
+        agreement = al.onset_agreement(starts + lag, published[:, 0])
+        assert agreement["median_abs_s"] <= 0.016 and agreement["within_100ms"] >= 0.98
         assert np.all(np.diff(starts) >= 0) and np.all(ends >= starts)
 
 
