@@ -413,9 +413,10 @@ def alignment_png(recording: np.ndarray, starts: np.ndarray, ends: np.ndarray, p
     return plot_alignment(spectrogram, starts, ends, pitches, title=title, seconds=window)
 
 
-def published_agreement(path: str | Path, starts: np.ndarray) -> dict[str, float]:
-    """``onset_agreement`` of the starts with a published alignment CSV of the same notes."""
+def published_agreement(path: str | Path, starts: np.ndarray, lag: np.ndarray | float = 0.0) -> dict[str, float]:
+    """``onset_agreement`` of the starts with a published alignment CSV of the same notes, whose
+    starts are taken ``lag`` seconds earlier first (``published_lag``: the published method's own)."""
     reference = read_alignment_csv(path)
     if len(reference) != len(starts):
         raise NoteCountMismatch(f"{path} has {len(reference)} notes, the score {len(starts)}: not compared")
-    return onset_agreement(starts, reference[:, 0])
+    return onset_agreement(starts, reference[:, 0] - lag)

@@ -218,6 +218,11 @@ def align_recording(
         try:
             compared = alignment.published_agreement(published.path, starts)
             agreement |= {f"published_{k}": v for k, v in compared.items()}
+            if config.method != "v1":  # v1 shares the published starts' lag; another method is compared without it
+                onsets_s = notes[:, 0] * 60.0 / (qpm * scores.RESOLUTION)
+                lag = alignment.published_lag(onsets_s, qpm, len(audio) / sources.SAMPLE_RATE)
+                unlagged = alignment.published_agreement(published.path, starts, lag)
+                agreement |= {f"published_lag_removed_{k}": v for k, v in unlagged.items()}
         except alignment.NoteCountMismatch as exc:
             context.log.warning(str(exc))
             agreement["published_not_compared"] = str(exc)
