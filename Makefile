@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export BATON_HOME ?= $(CURDIR)/.baton
 
-.PHONY: setup demo test ui bench bench-ingest bench-mmt bench-mmt-windows bench-parts bench-align clean
+.PHONY: setup demo test ui bench bench-ingest bench-mmt bench-mmt-windows bench-parts bench-align bench-reads clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -37,6 +37,9 @@ bench-align: setup
 	$(PY) -m pip install --no-deps synctoolbox==1.4.2 libfmp==1.3.0
 	$(PY) -m pip install "ipython>=8.10,<9"
 	$(PY) bench/alignment.py --set hard --n 12
+
+bench-reads: setup
+	$(PY) bench/verified_reads.py
 
 clean:
 	rm -rf $(BATON_HOME)

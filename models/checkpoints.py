@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -22,6 +23,20 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 import torch
+
+
+class UnsafeModelFile(ValueError):
+    """A weights or checkpoint file ``weights_only`` loading refused: it holds pickled objects that
+    could run code, not just tensors, so it is never loaded."""
+
+
+def safe_load(path: str | os.PathLike) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU; a refused pickle is an :class:`UnsafeModelFile`
+    naming the file, so callers report it in one line instead of the unpickler's traceback."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UnsafeModelFile(f"model file is not a safe state dict: {path}") from None
 
 
 @dataclass
@@ -98,7 +113,7 @@ def save_weights(path: str | os.PathLike, model: torch.nn.Module) -> None:
 
 
 def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> None:
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(safe_load(path))
 
 
 def save_model_dir(out_dir: str | os.PathLike, model: torch.nn.Module, config: Mapping[str, Any]) -> None:
@@ -173,7 +188,7 @@ def load_checkpoint(
 
     Tensors are loaded on the CPU; ``load_state_dict`` moves them to the model's device.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(path)
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, **(others or {})}
     for name, part in parts.items():
         if part is not None:

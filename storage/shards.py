@@ -4,6 +4,8 @@ Every file operation goes through fsspec, so a local directory and a remote URI
 (memory://, s3://, gs://) share one code path. Shards are written deterministically
 (fixed compression, no timestamps) so re-materializing gives byte-identical files and
 the same data version; a partition is replaced atomically from a temporary sibling.
+Every read checks each shard's bytes against the sha256 in its manifest before parsing
+them, so a flipped byte fails loudly instead of decoding to different values.
 """
 
 from __future__ import annotations
@@ -21,14 +23,20 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch.utils.data
 
 SCHEMA_VERSION = 1
 MANIFEST = "_manifest.json"
 COMPRESSION = "zstd"
-_HASH_CHUNK = 1 << 20
+
+
+class ShardCorrupt(ValueError):
+    """A shard's bytes no longer hash to the sha256 its manifest recorded at write time."""
+
+    def __init__(self, path: str, digest: str, expected: str):
+        super().__init__(f"{path}: checksum mismatch (sha256 {digest}, manifest {expected})")
+        self.path, self.digest, self.expected = path, digest, expected
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,10 @@ def _as_table(data: pa.Table | pa.RecordBatch | list[dict], schema: pa.Schema) -
     return data.select(schema.names).cast(schema)
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _parquet_bytes(table: pa.Table) -> bytes:
     # One contiguous chunk per column: the file's bytes then depend on the rows only, not on
     # how the caller happened to batch them.
@@ -148,7 +160,7 @@ class ShardWriter:
         payload = _parquet_bytes(table)
         name = f"part-{len(self._shards):05d}.parquet"
         self.fs.pipe_file(_join(self.tmp_dir, name), payload)
-        self._shards.append(ShardInfo(name, table.num_rows, len(payload), hashlib.sha256(payload).hexdigest()))
+        self._shards.append(ShardInfo(name, table.num_rows, len(payload), _sha256(payload)))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
@@ -234,22 +246,44 @@ def _manifests(datasets_root: str, asset: str, partitions: str | Sequence[str]) 
     return manifests
 
 
-def shard_paths(datasets_root: str, asset: str, partitions: str | Sequence[str]) -> list[str]:
-    """Full paths (or URIs, in the form `datasets_root` was given) in manifest order."""
+def _shards(datasets_root: str, asset: str, partitions: str | Sequence[str]) -> list[tuple[str, ShardInfo]]:
     return [
-        _join(datasets_root, asset, m.partition, s.name)
+        (_join(datasets_root, asset, m.partition, s.name), s)
         for m in _manifests(datasets_root, asset, partitions)
         for s in m.shards
     ]
 
 
-def _iter_shard_batches(
-    path: str, columns: Sequence[str] | None, filter: pc.Expression | None, batch_size: int
-) -> Iterator[pa.RecordBatch]:
+def shard_paths(datasets_root: str, asset: str, partitions: str | Sequence[str]) -> list[str]:
+    """Full paths (or URIs, in the form `datasets_root` was given) in manifest order."""
+    return [path for path, _ in _shards(datasets_root, asset, partitions)]
+
+
+def _shard_bytes(path: str, sha256: str | None) -> pa.Buffer:
+    """The shard's bytes, read once and, unless `sha256` is None, checked before anything parses them."""
     fs, p = _fs(path)
-    dataset = ds.dataset(p, format="parquet", filesystem=pafs.PyFileSystem(pafs.FSSpecHandler(fs)))
+    data = fs.cat_file(p)
+    if sha256 is not None and (digest := _sha256(data)) != sha256:
+        raise ShardCorrupt(path, digest, sha256)
+    return pa.py_buffer(data)
+
+
+def _manifest_sha256(path: str) -> str:
+    """The sha256 recorded for a shard by the manifest beside it, for readers given bare paths."""
+    folder, name = path.rsplit("/", 1)
+    fs, p = _fs(_join(folder, MANIFEST))
+    digests = {s.name: s.sha256 for s in Manifest.from_json(fs.cat_file(p).decode()).shards}
+    if name not in digests:
+        raise FileNotFoundError(f"{path}: not listed in {MANIFEST}")
+    return digests[name]
+
+
+def _iter_shard_batches(
+    data: pa.Buffer, columns: Sequence[str] | None, filter: pc.Expression | None, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    fragment = ds.ParquetFileFormat().make_fragment(data)
     cols = list(columns) if columns is not None else None
-    yield from dataset.to_batches(columns=cols, filter=filter, batch_size=batch_size)
+    yield from fragment.to_batches(columns=cols, filter=filter, batch_size=batch_size)
 
 
 def iter_batches(
@@ -259,10 +293,16 @@ def iter_batches(
     columns: list[str] | None = None,
     filter: pc.Expression | None = None,
     batch_size: int = 65_536,
+    verify: bool = True,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream record batches shard by shard, so memory stays bounded by one batch."""
-    for path in shard_paths(datasets_root, asset, partitions):
-        yield from _iter_shard_batches(path, columns, filter, batch_size)
+    """Stream record batches shard by shard, so memory stays bounded by one shard's bytes.
+
+    Raises ShardCorrupt before yielding anything from a shard whose sha256 differs from its
+    manifest; `verify=False` skips the hash (only to measure what it costs).
+    """
+    for path, shard in _shards(datasets_root, asset, partitions):
+        data = _shard_bytes(path, shard.sha256 if verify else None)
+        yield from _iter_shard_batches(data, columns, filter, batch_size)
 
 
 def read_table(
@@ -271,22 +311,15 @@ def read_table(
     partitions: str | Sequence[str],
     columns: list[str] | None = None,
     filter: pc.Expression | None = None,
+    verify: bool = True,
 ) -> pa.Table:
     """Whole shard sets as one table; for small sets only (use iter_batches otherwise)."""
     manifests = _manifests(datasets_root, asset, partitions)
     schema = manifests[0].arrow_schema if manifests else pa.schema([])
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
-    batches = list(iter_batches(datasets_root, asset, partitions, columns, filter))
+    batches = list(iter_batches(datasets_root, asset, partitions, columns, filter, verify=verify))
     return pa.Table.from_batches(batches, schema=schema)
-
-
-def _sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    h = hashlib.sha256()
-    with fs.open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify(datasets_root: str, asset: str, partition: str) -> list[str]:
@@ -294,20 +327,21 @@ def verify(datasets_root: str, asset: str, partition: str) -> list[str]:
     manifest = read_manifest(datasets_root, asset, partition)
     if manifest is None:
         return [f"{asset}/{partition}: no manifest"]
-    fs, root = _fs(datasets_root)
+    fs, _ = _fs(datasets_root)
     problems = []
     if manifest.rows != sum(s.rows for s in manifest.shards):
         problems.append(f"{asset}/{partition}: manifest rows {manifest.rows} != sum of shard rows")
     for s in manifest.shards:
-        path = _join(root, asset, partition, s.name)
+        path = _join(datasets_root, asset, partition, s.name)
         if not fs.exists(path):
             problems.append(f"{s.name}: missing")
             continue
-        if (digest := _sha256(fs, path)) != s.sha256:
-            problems.append(f"{s.name}: sha256 {digest} != manifest {s.sha256}")
+        try:
+            data = _shard_bytes(path, s.sha256)
+        except ShardCorrupt as e:
+            problems.append(f"{s.name}: sha256 {e.digest} != manifest {e.expected}")
             continue
-        with fs.open(path, "rb") as f:
-            rows = pq.ParquetFile(f).metadata.num_rows
+        rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
         if rows != s.rows:
             problems.append(f"{s.name}: {rows} rows != manifest {s.rows}")
     return problems
@@ -315,6 +349,8 @@ def verify(datasets_root: str, asset: str, partition: str) -> list[str]:
 
 class ShardIterableDataset(torch.utils.data.IterableDataset):
     """Rows of a list of shards; DataLoader worker i of n reads shards i, i+n, ...
+
+    Each shard is checked against the manifest beside it, as in iter_batches.
 
     Holds only paths and options (the filesystem is opened in each worker), so it pickles
     into worker processes.
@@ -341,6 +377,7 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[Any]:
         for path in self._my_paths():
-            for batch in _iter_shard_batches(path, self.columns, None, 65_536):
+            data = _shard_bytes(path, _manifest_sha256(path))
+            for batch in _iter_shard_batches(data, self.columns, None, 65_536):
                 for row in batch.to_pylist():
                     yield row if self.transform is None else self.transform(row)

@@ -54,23 +54,25 @@ class VideosConfig(dg.Config):
     partitions_def=VIDEO_BATCHES,
 )
 def videos(context: dg.AssetExecutionContext, config: VideosConfig, home: HomeResource) -> Iterator[dg.MaterializeResult]:
-    """Read the batch's manifest, fetch remote videos with yt-dlp, probe every file; a failed download or
-    a file without an audio stream, without frames or with a corrupt container is a reject."""
+    """Read the batch's manifest, fetch remote videos with yt-dlp, probe every file; a row whose start or
+    duration is not a number, a failed download or a file without an audio stream, without frames or
+    with a corrupt container is a reject."""
     require("ffmpeg", *(("fluidsynth", "musescore-general-soundfont-small") if config.source == SYNTHETIC else ()))
     batch = context.partition_key
     try:
-        found = batches.read_source(config.source, batch_folder(home, batch), config.per_instrument, config.seed, config.seconds)
+        listed = batches.read_source(config.source, batch_folder(home, batch), config.per_instrument, config.seed, config.seconds)
     except batches.UnknownSource as exc:
         raise dg.Failure(str(exc)) from exc
+    found, invalid = sources.usable(listed)
     paths, rejects = sources.download(
         found, Path(home.home.raw) / "videos" / "downloads", retries=config.retries, timeout=config.timeout_s
     )
     rows, unreadable = batches.probe_videos(found, paths, sources.assign_splits(found, config.seed), batch)
     table = pa.Table.from_pylist(rows, schema=tables.VIDEOS)
-    metadata = {"source": config.source or str(batch_folder(home, batch)), "in_manifest": len(found)}
+    metadata = {"source": config.source or str(batch_folder(home, batch)), "in_manifest": len(listed)}
     if rows:
         metadata["preview"] = preview(table.drop_columns(["path"]))
-    yield from stages.write_with_rejects(context, home, "videos", table, rejects + unreadable, metadata)
+    yield from stages.write_with_rejects(context, home, "videos", table, invalid + rejects + unreadable, metadata)
 
 
 @dg.multi_asset(

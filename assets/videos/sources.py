@@ -2,7 +2,8 @@
 
 A manifest row is one clip: the file holding it (a local file, or a URL to fetch), where the clip
 starts and how long it lasts. Labels ride along for evaluation only; training never reads them.
-Failed downloads come back as ``Reject`` rows, so one missing video never stops a partition.
+Rows with an unreadable field and failed downloads come back as ``Reject`` rows, so one bad row or
+missing video never stops a partition.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ class Video:
     start: float = 0.0
     duration: float | None = None
     label: str | None = None
+    invalid: str | None = None  # why the manifest row cannot be used; :func:`usable` makes it a reject
 
 
 def _unit(seed: int, key: str) -> float:
@@ -85,37 +88,57 @@ def reject(video: Video, stage: str, error: Exception) -> Reject:
     return Reject(DATASET, video.id, stage, type(error).__name__, reason(error))
 
 
-def _number(text: str | None) -> float | None:
-    return float(text) if text and text.strip() else None
+def _number(row: dict[str, str], column: str) -> float | None:
+    """The row's ``column`` in seconds, None when missing or empty; ValueError naming the column and
+    value when it is not a finite number."""
+    text = (row.get(column) or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan  # not a number at all: the same reject as "nan" or "inf"
+    if not math.isfinite(value):
+        raise ValueError(f"{column} {text!r} is not a number of seconds")
+    return value
+
+
+def _manifest_video(row: dict[str, str], base: Path) -> Video:
+    """One manifest row as a video; one whose start or duration does not parse is marked ``invalid``."""
+    youtube_id = (row.get("youtube_id") or "").strip()
+    path = (row.get("path") or "").strip()
+    fields = {
+        "id": (row.get("id") or "").strip() or youtube_id,
+        "url": (row.get("url") or "").strip() or (youtube_url(youtube_id) if youtube_id else None),
+        "path": str(base / path) if path else None,
+        "label": (row.get("label") or "").strip() or None,
+    }
+    try:
+        return Video(**fields, start=_number(row, "start") or 0.0, duration=_number(row, "duration"))
+    except ValueError as exc:
+        return Video(**fields, invalid=str(exc))
 
 
 def read_manifest(csv_path: str | Path) -> list[Video]:
     """Videos from Baton's CSV: ``id`` (or ``youtube_id``), ``url``, ``path``, ``start``, ``duration``, ``label``.
 
     Every column but the id may be missing or empty; a YouTube id without a URL becomes its watch
-    URL, and relative paths are relative to the CSV's folder.
+    URL, and relative paths are relative to the CSV's folder. A row whose start or duration is not a
+    number is kept, marked ``invalid``, so it becomes a reject rather than failing the batch.
     """
     base = Path(csv_path).parent
     with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    videos = []
-    for row in rows:
-        youtube_id = (row.get("youtube_id") or "").strip()
-        url = (row.get("url") or "").strip() or (youtube_url(youtube_id) if youtube_id else None)
-        path = (row.get("path") or "").strip()
-        videos.append(
-            Video(
-                id=(row.get("id") or "").strip() or youtube_id,
-                url=url,
-                path=str(base / path) if path else None,
-                start=_number(row.get("start")) or 0.0,
-                duration=_number(row.get("duration")),
-                label=(row.get("label") or "").strip() or None,
-            )
-        )
+        videos = [_manifest_video(row, base) for row in csv.DictReader(f)]
     if missing := [i for i, v in enumerate(videos, start=2) if not v.id]:
         raise ValueError(f"{csv_path}: rows {missing} have neither an id nor a youtube_id")
     return videos
+
+
+def usable(videos: Sequence[Video]) -> tuple[list[Video], list[Reject]]:
+    """The videos whose manifest row parsed, and a ``manifest`` reject for each one that did not."""
+    ok = [v for v in videos if v.invalid is None]
+    bad = [Reject(DATASET, v.id, "manifest", "ValueError", v.invalid) for v in videos if v.invalid is not None]
+    return ok, bad
 
 
 def read_music_index(json_path: str | Path) -> list[Video]:

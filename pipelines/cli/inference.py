@@ -1,16 +1,20 @@
 """`baton instrument`, `perform` and `separate`: the registry's champions applied to your files.
 
 Each looks its models up once (`get_alias_version`, then `fetch_version` into the cache) and loads
-them with their model package's loader.
+them with their model package's loader; a model file that is not a safe state dict is a one-line error.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from pipelines.cli.launch import UsageError, write_png
 from storage.home import BatonHome
+
+T = TypeVar("T")
 
 
 def registered(home: BatonHome, names: tuple[str, ...], alias: str, hint: str, optional: tuple[str, ...] = ()) -> tuple[dict, dict]:
@@ -26,6 +30,17 @@ def registered(home: BatonHome, names: tuple[str, ...], alias: str, hint: str, o
                          f"{'one' if len(missing) == 1 else 'them'} first ({hint})")  # fmt: skip
     versions = {name: v for name, v in versions.items() if v is not None}
     return versions, {name: tracking.fetch_version(uri, v, home.cache) for name, v in versions.items()}
+
+
+def load(loader: Callable[[str], T], folder: str) -> T:
+    """`loader(folder)`; a refused model file is a usage error naming the file (one line, status 2): the
+    unpickler's traceback says nothing a user can act on."""
+    from models.checkpoints import UnsafeModelFile
+
+    try:
+        return loader(folder)
+    except UnsafeModelFile as exc:
+        raise UsageError(str(exc)) from None
 
 
 def output_folder(path: str) -> None:
@@ -47,7 +62,7 @@ def cmd_instrument(args: argparse.Namespace) -> int:
         music = muspy.read(args.input)
     except Exception as exc:  # muspy raises many types for unreadable files; the message is what matters
         raise UsageError(f"cannot read {args.input}: {exc}") from None
-    model, cfg = ps.load_model(dirs["part_separation"])
+    model, cfg = load(ps.load_model, dirs["part_separation"])
     try:
         arranged = arrange(music, model, cfg, version.tags["part_names"].split(","), version.tags.get("scheme", ""))
     except InstrumentationError as exc:
@@ -81,9 +96,9 @@ def cmd_perform(args: argparse.Namespace) -> int:
     home = BatonHome.from_env().ensure()
     hint = "baton experiment --branch performance, or materialize the performance assets"
     versions, dirs = registered(home, (SYNTHESIS, ALIGNMENT), args.alias, hint, optional=(VOCODER,))
-    synthesis, cfg = dp.load_model(dirs[SYNTHESIS])
-    alignment, _ = dp.load_model(dirs[ALIGNMENT])
-    vocoder = voc.load_vocoder(dirs[VOCODER])[0] if VOCODER in dirs else None
+    synthesis, cfg = load(dp.load_model, dirs[SYNTHESIS])
+    alignment, _ = load(dp.load_model, dirs[ALIGNMENT])
+    vocoder = load(voc.load_vocoder, dirs[VOCODER])[0] if VOCODER in dirs else None
     context = performing.read_context(dirs[SYNTHESIS])
     try:
         performer = performing.performer_index(context["performers"], args.performer)
@@ -134,7 +149,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
         mixture, _ = librosa.load(args.mixture, sr=cs.SAMPLE_RATE, mono=True)
     except (clip_embed.ClipWeightsMissing, ValueError, OSError) as exc:  # OSError: unreadable mixture or image
         raise UsageError(str(exc)) from None
-    model, cfg = cs.load_model(dirs["clipsep"])
+    model, cfg = load(cs.load_model, dirs["clipsep"])
     separated = cs.separate(model, mixture, query)
     output_folder(args.output)
     sf.write(args.output, separated, cs.SAMPLE_RATE)

@@ -17,7 +17,7 @@ BRANCHES = ("muspy", "mmt", "instrumentation", "performance", "video")  # pipeli
 
 
 class UsageError(Exception):
-    """A mistake on the command line: `main` prints it as one line and exits with status 2."""
+    """A mistake on the command line or in what it names: `main` prints it as one line and exits with status 2."""
 
 
 def instance_for(home: BatonHome) -> dg.DagsterInstance:

@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -6,6 +7,7 @@ import torch
 
 from models.checkpoints import (
     Checkpoint,
+    UnsafeModelFile,
     atomic_save,
     capture_rng_state,
     load_checkpoint,
@@ -109,3 +111,24 @@ def test_checkpoint_keeps_further_named_states_beside_the_model(tmp_path):
     assert fresh_opt.param_groups[0]["lr"] == critic_opt.param_groups[0]["lr"]
     with pytest.raises(ValueError, match="step"):
         save_checkpoint(tmp_path / "d.pt", model, optimizer, Checkpoint(step=3), others={"step": critic})
+
+
+class _Payload:
+    """Pickles as a call to ``os.system``: what a tampered model file runs under plain unpickling."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_with_code_is_refused_naming_the_file_and_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save(_Payload(marker), tmp_path / "model.pt")
+    model, optimizer, _ = _trained(0)
+    with pytest.raises(UnsafeModelFile, match=r"^model file is not a safe state dict: .*model\.pt$"):
+        load_weights(tmp_path / "model.pt", model)
+    with pytest.raises(UnsafeModelFile, match="model.pt"):
+        load_checkpoint(tmp_path / "model.pt", model, optimizer)
+    assert not marker.exists()

@@ -1,3 +1,5 @@
+import os
+
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -83,3 +85,33 @@ def test_help_shows_what_each_command_does_and_every_default(capsys):
     assert "[video] synthetic videos per instrument (default: 6)" in out
     assert main(["report", "--help"]) == 0
     assert "(default: docs/cross_dataset_perplexity.png)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_model_file_with_code_is_one_line_and_status_2(home, tmp_path, capsys):
+    import mlflow
+    import torch
+
+    from assets.deep_performer.defs import ALIGNMENT, SYNTHESIS
+    from models import deep_performer as dp
+    from storage import tracking
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'ran'}",)
+
+    folder = tmp_path / "performance_synthesis"
+    cfg = dp.DeepPerformerConfig(d_model=8, d_ff=8, encoder_layers=1, decoder_layers=1, align_layers=1)
+    dp.save_model(dp.build_model(cfg, "synthesis"), cfg, str(folder))
+    torch.save(Payload(), folder / "model.pt")
+    uri = tracking.default_tracking_uri(home)
+    with tracking.start_run(uri, "baton", tracking.default_artifact_root(home), "tampered", {}) as run:
+        mlflow.log_artifacts(str(folder), artifact_path="model")
+    for name in (SYNTHESIS, ALIGNMENT):  # both registered in the real registry; the synthesis model loads first
+        tracking.register_version(uri, name, run.info.run_id, "model", alias="champion")
+    capsys.readouterr()  # the registry's own set-up logging
+    assert main(["perform", str(tmp_path / "a.mxl"), str(tmp_path / "a.wav")]) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert line.startswith("error: model file is not a safe state dict: ") and line.endswith("model.pt")
+    assert "Traceback" not in captured.out + captured.err
+    assert not (tmp_path / "ran").exists()

@@ -2,13 +2,16 @@ import json
 import uuid
 from pathlib import Path
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import torch.utils.data
 
 from storage import shards
-from storage.shards import ShardIterableDataset, ShardWriter
+from storage.io_manager import UNPARTITIONED, ShardIOManager
+from storage.shards import ShardCorrupt, ShardIterableDataset, ShardWriter
 
 
 def make_table(n: int, offset: int = 0) -> pa.Table:
@@ -177,3 +180,60 @@ def test_dataset_yields_dict_rows_in_process(root):
     shards.write_table(root, "notes", "p", make_table(3), rows_per_shard=2)
     rows = list(ShardIterableDataset(shards.shard_paths(root, "notes", "p"), columns=["id", "name"]))
     assert rows == [{"id": 0, "name": "item-0"}, {"id": 1, "name": "item-1"}, {"id": 2, "name": "item-2"}]
+
+
+def _flip_column_byte(shard: Path) -> None:
+    """Flip the last byte of the first column chunk: page data, well before the footer."""
+    column = pq.ParquetFile(shard).metadata.row_group(0).column(0)
+    data = bytearray(shard.read_bytes())
+    data[column.data_page_offset + column.total_compressed_size - 1] ^= 0x01
+    shard.write_bytes(bytes(data))
+
+
+def test_reads_reject_a_flipped_byte_before_using_the_shard(root):
+    shards.write_table(root, "notes", "p", make_table(30), rows_per_shard=10)
+    shard = Path(root) / "notes" / "p" / "part-00001.parquet"
+    _flip_column_byte(shard)
+
+    with pytest.raises(ShardCorrupt, match="checksum mismatch") as raised:
+        shards.read_table(root, "notes", "p", columns=["id"])
+    assert str(shard) in str(raised.value)
+
+    seen = []
+    with pytest.raises(ShardCorrupt, match=f"{shard}: checksum mismatch"):
+        for batch in shards.iter_batches(root, "notes", "p", batch_size=4):
+            seen.extend(batch.column("id").to_pylist())
+    assert seen == list(range(10))
+
+    with pytest.raises(ShardCorrupt, match=f"{shard}: checksum mismatch"):
+        list(ShardIterableDataset(shards.shard_paths(root, "notes", "p"), columns=["id"]))
+    assert "part-00001.parquet: sha256" in shards.verify(root, "notes", "p")[0]
+
+
+def test_verified_reads_of_an_intact_set_match_unverified_ones(root):
+    table = make_table(45)
+    shards.write_table(root, "notes", "p", table, rows_per_shard=10)
+    assert shards.read_table(root, "notes", "p").equals(table)
+    assert shards.read_table(root, "notes", "p", verify=False).equals(table)
+    expr = (pc.field("id") >= 8) & (pc.field("id") < 33)
+    verified = shards.read_table(root, "notes", "p", columns=["name"], filter=expr)
+    assert verified.equals(shards.read_table(root, "notes", "p", columns=["name"], filter=expr, verify=False))
+    assert verified.column("name").to_pylist() == [f"item-{i}" for i in range(8, 33)]
+
+
+def test_an_asset_reading_a_corrupt_shard_fails(root):
+    @dg.asset
+    def notes() -> pa.Table:
+        return make_table(5)
+
+    @dg.asset
+    def note_count(notes: pa.Table) -> pa.Table:
+        return pa.table({"n": [notes.num_rows]})
+
+    resources = {"io_manager": ShardIOManager(datasets_root=root)}
+    assert dg.materialize([notes, note_count], resources=resources).success
+    shard = Path(root) / "notes" / UNPARTITIONED / "part-00000.parquet"
+    _flip_column_byte(shard)
+    with pytest.raises(Exception, match="checksum mismatch") as raised:
+        dg.materialize([notes, note_count], selection=[note_count], resources=resources)
+    assert str(shard) in str(raised.value)

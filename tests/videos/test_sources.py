@@ -2,9 +2,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yt_dlp
 
+from assets.core.rejects import Reject
 from assets.videos.media import probe
 from assets.videos.sources import (
     VIDEO_FORMAT,
@@ -15,6 +17,7 @@ from assets.videos.sources import (
     read_manifest,
     read_music_index,
     read_vggsound_index,
+    usable,
 )
 
 
@@ -50,6 +53,48 @@ def test_read_manifest_reads_baton_csv(tmp_path: Path):
     (tmp_path / "bad.csv").write_text("url\nhttps://example.org/a.mp4\n")
     with pytest.raises(ValueError, match=r"rows \[2\]"):
         read_manifest(tmp_path / "bad.csv")
+
+
+def test_a_row_with_a_non_numeric_time_is_a_reject_and_the_others_parse(tmp_path: Path):
+    (tmp_path / "manifest.csv").write_text(
+        "id,url,start,duration,label\n"
+        "a,https://example.org/a.mp4,1.5,10,cello\n"
+        "b,https://example.org/b.mp4,0:30,,flute\n"
+        "c,https://example.org/c.mp4,,inf,\n"
+        "d,https://example.org/d.mp4,2,,\n"
+    )
+    found, rejects = usable(read_manifest(tmp_path / "manifest.csv"))
+    assert found == [
+        Video("a", "https://example.org/a.mp4", None, 1.5, 10.0, "cello"),
+        Video("d", "https://example.org/d.mp4", None, 2.0, None, None),
+    ]
+    assert rejects == [
+        Reject("video", "b", "manifest", "ValueError", "start '0:30' is not a number of seconds"),
+        Reject("video", "c", "manifest", "ValueError", "duration 'inf' is not a number of seconds"),
+    ]
+
+
+def test_the_videos_step_completes_with_a_bad_row_as_its_reject(tmp_path: Path):
+    from assets.core.resources import HomeResource
+    from assets.core.versions import with_code_versions
+    from assets.videos.defs import videos
+    from storage import shards
+
+    _video(tmp_path / "good.mp4")
+    (tmp_path / "manifest.csv").write_text("id,path,start\ngood,good.mp4,0.5\nbad,good.mp4,soon\n")
+    home = HomeResource(root=str(tmp_path / "home"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("video_batches", ["b"])
+        result = dg.materialize(
+            with_code_versions([videos]), partition_key="b", instance=instance, resources={"home": home},
+            run_config={"ops": {"videos": {"config": {"source": str(tmp_path / "manifest.csv")}}}},
+        )  # fmt: skip
+    assert result.success
+    datasets = home.home.datasets
+    assert [(v["id"], v["start"]) for v in shards.read_table(datasets, "videos", "b").to_pylist()] == [("good", 0.5)]
+    assert [(r["item"], r["stage"], r["message"]) for r in shards.read_table(datasets, "videos_rejects", "b").to_pylist()] == [
+        ("bad", "manifest", "start 'soon' is not a number of seconds")
+    ]
 
 
 def test_read_music_index_reads_the_published_json(tmp_path: Path):
