@@ -8,8 +8,10 @@ its own item with it.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -170,7 +172,7 @@ def parse_all(
     done = 0
     while done < len(items):
         try:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with worker_pool(workers) as pool:
                 chunk = max(1, min(16, (len(items) - done) // (workers * 8)))
                 args = items[done:]
                 for result in pool.map(parse_item, args, [resolution] * len(args), [max_bytes] * len(args), chunksize=chunk):
@@ -186,9 +188,30 @@ def parse_all(
                 on_result()
 
 
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool whose workers die with the process that started them, even by kill -9, so a killed run
+    never leaves parsers holding their memory."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; elsewhere nothing), and
+    exit at once if ``parent`` already died before the request took effect."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _isolated(item: ScoreItem, resolution: int, max_bytes: int) -> Parsed | Reject:
     try:
-        with ProcessPoolExecutor(max_workers=1) as pool:
+        with worker_pool(1) as pool:
             return pool.submit(parse_item, item, resolution, max_bytes).result()
     except BrokenProcessPool as error:
         return Reject(item.dataset, item.item_id, "read", "WorkerCrashed", f"the parser process died: {error}")

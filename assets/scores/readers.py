@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,8 +81,42 @@ def check_file(path: Path, max_bytes: int) -> None:
         raise RejectError("file", "FileTooLarge", f"file too large: {path} has {st.st_size} bytes > {max_bytes}")
 
 
+_MTHD = struct.Struct(">4sIHHH")  # "MThd", header length, format, track count, division
+_CHUNK = struct.Struct(">4sI")  # chunk type, data length
+
+
 def _read_midi(item: ScoreItem, resolution: int) -> muspy.Music:
+    check_track_count(Path(item.path))
     return muspy.read_midi(item.path)
+
+
+def check_track_count(path: Path) -> None:
+    """Reject a MIDI file whose header claims more tracks than it holds.
+
+    mido stops quietly at the end of the file, so such a file would otherwise be rejected
+    as holding no notes. Headers that do not parse and chunks cut short by a truncated
+    file are left to the parser to report.
+    """
+    end = path.stat().st_size
+    with path.open("rb") as f:
+        header = f.read(_MTHD.size)
+        if len(header) < _MTHD.size:
+            return
+        magic, length, _, claimed, _ = _MTHD.unpack(header)
+        if magic != b"MThd" or length < 6 or f.seek(_CHUNK.size + length) > end:
+            return
+        found = 0
+        while found < claimed and (chunk := f.read(_CHUNK.size)):
+            if len(chunk) < _CHUNK.size:
+                return
+            kind, size = _CHUNK.unpack(chunk)
+            if f.seek(size, os.SEEK_CUR) > end:
+                return
+            found += kind == b"MTrk"
+    if found < claimed:
+        raise RejectError(
+            "parse", "TrackCountMismatch", f"MIDI header claims {claimed} tracks but the file holds {found}: {path}"
+        )
 
 
 def _read_musicxml(item: ScoreItem, resolution: int) -> muspy.Music:

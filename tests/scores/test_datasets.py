@@ -12,7 +12,13 @@ import music21
 import pytest
 
 from assets.scores import datasets
-from assets.scores.datasets import ChecksumError, DownloadError, ScoreItem, muspy_sources
+from assets.scores.datasets import (
+    ChecksumError,
+    DownloadError,
+    ScoreItem,
+    muspy_sources,
+)
+from assets.scores.datasets.archives import UnsupportedURL
 from assets.scores.datasets.music21_corpus import COLLECTIONS
 from assets.scores.readers import read_item
 
@@ -290,6 +296,21 @@ def test_single_file_source_is_kept_as_downloaded(tmp_path, serve, monkeypatch):
     )
     out = Path(datasets.download("jsb_chorales", tmp_path / "raw", progress=False))
     assert json.loads((out / "data.json").read_text()) == {"train": [[60, 64]]}
+
+
+@pytest.mark.parametrize("scheme", ["file", "data"])
+def test_only_http_urls_are_fetched(scheme, tmp_path, serve, monkeypatch):
+    archive = _build_archive(muspy_sources.REMOTE_SOURCES["lmd"], tmp_path / "www", tmp_path)
+    url = archive.as_uri() if scheme == "file" else "data:application/gzip;base64,AAAA"
+    # matching checksums, so only the scheme check can stop a file:// fetch
+    _serve_source(monkeypatch, "lmd", archive, "unused", url=url)
+    with pytest.raises(UnsupportedURL, match=f"scheme '{scheme}' is not http or https") as error:
+        datasets.download("lmd", tmp_path / "raw", progress=False)
+    assert url in str(error.value) and isinstance(error.value, DownloadError)
+    assert not (tmp_path / "raw").exists()
+
+    _serve_source(monkeypatch, "lmd", archive, serve(tmp_path / "www"))
+    assert (Path(datasets.download("lmd", tmp_path / "raw", progress=False)) / "top/2004/one.mid").is_file()
 
 
 def test_download_refuses_non_remote_datasets(tmp_path):

@@ -96,6 +96,16 @@ def test_bad_files_become_rejects_and_the_rest_completes(tmp_path, workers):
     assert muspy_part.startswith("muspy: ParseError: ") and music21_part.startswith("music21: ParseError: ")
 
 
+def test_midi_claiming_missing_tracks_is_rejected_for_that_reason(tmp_path):
+    make_midi(tmp_path / "good.mid", [(0, 60, 24)])
+    (tmp_path / "liar.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x9c\x40\x00\x18")  # 40000 tracks, none present
+    items = [ScoreItem("toy", n, str(tmp_path / n), "midi") for n in ("good.mid", "liar.mid")]
+    good, liar = ingest.parse_all(items, workers=1)
+    assert isinstance(good, ingest.Parsed)
+    assert isinstance(liar, Reject) and (liar.stage, liar.error_type) == ("parse", "TrackCountMismatch")
+    assert "MIDI header claims 40000 tracks but the file holds 0" in liar.message
+
+
 def test_results_keep_item_order_across_workers(tmp_path):
     items = [
         ScoreItem("toy", f"{i:03d}.mid", make_midi(tmp_path / f"{i:03d}.mid", [(0, 40 + i, 24)]), "midi")

@@ -134,6 +134,26 @@ def test_corrupt_midi_bytes(tmp_path):
     assert _reject(_item(tmp_path / "bad.mid", "midi")).stage == "parse"
 
 
+def _midi_claiming(tracks: int, chunks: int) -> bytes:
+    """A format-1 MIDI header claiming `tracks` tracks followed by `chunks` one-note MTrk chunks."""
+    track = b"\x00\x90\x3c\x40\x18\x80\x3c\x00\x00\xff\x2f\x00"
+    header = b"MThd\x00\x00\x00\x06\x00\x01" + tracks.to_bytes(2, "big") + b"\x00\x18"
+    return header + (b"MTrk" + len(track).to_bytes(4, "big") + track) * chunks
+
+
+@pytest.mark.parametrize("chunks", [0, 1])
+def test_midi_header_claiming_more_tracks_than_present(tmp_path, chunks):
+    (tmp_path / "liar.mid").write_bytes(_midi_claiming(40000, chunks))
+    error = _reject(_item(tmp_path / "liar.mid", "midi"))
+    assert (error.stage, error.error_type) == ("parse", "TrackCountMismatch")
+    assert f"MIDI header claims 40000 tracks but the file holds {chunks}" in str(error)
+
+
+def test_midi_header_with_honest_track_count_is_read(tmp_path):
+    (tmp_path / "two.mid").write_bytes(_midi_claiming(2, 2))
+    assert _notes(read_item(_item(tmp_path / "two.mid", "midi"))) == [(0, 60, 24), (0, 60, 24)]
+
+
 def test_random_text_with_midi_suffix(tmp_path):
     (tmp_path / "text.mid").write_text("this is a shopping list, not a MIDI file\n" * 10)
     error = _reject(_item(tmp_path / "text.mid", "midi"))

@@ -17,6 +17,7 @@ import tarfile
 import urllib.request
 import zipfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .muspy_sources import ArchiveSource
 
@@ -30,6 +31,17 @@ class DownloadError(RuntimeError):
 
 class ChecksumError(DownloadError):
     """A fetched or hand-placed archive does not match the published checksum."""
+
+
+class UnsupportedURL(DownloadError):
+    """A source URL with a scheme other than http(s); urllib would read local files or inline data."""
+
+
+def check_url(url: str) -> None:
+    """Refuse anything but an http(s) URL before a byte is fetched or written."""
+    scheme = urlparse(url).scheme
+    if scheme not in ("http", "https"):
+        raise UnsupportedURL(f"refusing to download {url!r}: scheme {scheme or '(none)'!r} is not http or https")
 
 
 def dataset_dir(raw_dir: str | Path, name: str) -> Path:
@@ -53,6 +65,7 @@ def offline_error(name: str, url: str, reason: object, place_at: Path) -> Downlo
 
 def download_archive(source: ArchiveSource, raw_dir: str | Path, progress: bool = True) -> Path:
     """Make `<raw_dir>/<name>/extracted` hold the verified contents of the source; idempotent."""
+    check_url(source.url)
     name = source.info.name
     out = extracted_dir(raw_dir, name)
     if is_complete(raw_dir, name):
