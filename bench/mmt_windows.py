@@ -16,15 +16,16 @@ import argparse
 import json
 import re
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from assets.mmt.codes import DEFAULT_DATASETS
+from assets.core.rejects import Reject
+from assets.mmt.codes import DEFAULT_DATASETS, encode_songs
 from assets.scores.datasets import list_items
 from assets.scores.ingest import Parsed, default_workers, parse_all
-from assets.scores.songs import iter_songs
 from models import mmt
 from models.mmt import encoding
 
@@ -52,22 +53,16 @@ def songs(datasets: list[str], workers: int) -> tuple[dict[str, np.ndarray], dic
     items = [item for name in datasets for item in list_items(name, tempfile.gettempdir())]
     kept, dropped = {}, {}
     rules = mmt.PREPARATIONS["paper"]
+    every_song_trains = defaultdict(lambda: "train")
     for result in tqdm(parse_all(items, workers=workers), total=len(items), desc="parse"):
         if not isinstance(result, Parsed):
             dropped.setdefault("unreadable", []).append(result.item)
             continue
-        for song, notes in iter_songs(result.notes.to_batches()):
-            try:
-                codes = encoding.encode(notes)
-                n_notes = int((codes[:, 0] == encoding.TYPE_NOTE).sum())
-                resolution = int(notes.column("resolution")[0].as_py())
-                end = mmt.end_beats(notes.column("onset").to_numpy(), notes.column("duration").to_numpy(), resolution)
-                mmt.check_song(n_notes, end, rules)
-            except (encoding.EncodingError, mmt.SongDropped) as exc:
-                key = re.sub(r"\d+(\.\d+)?", "N", str(exc))
-                dropped.setdefault(key, []).append(song)
-                continue
-            kept[song] = codes
+        for row in encode_songs("bench", result.notes.to_batches(), every_song_trains, rules):
+            if isinstance(row, Reject):
+                dropped.setdefault(re.sub(r"\d+(\.\d+)?", "N", row.message), []).append(row.item)
+            else:
+                kept[row["song"]] = np.array(row["codes"], dtype=np.int64)
     return kept, dropped
 
 
@@ -104,7 +99,7 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     counts = {reason: len(names) for reason, names in dropped.items()}
     print(f"\n{len(kept)} songs kept; dropped by the paper preparation: {counts}\n")
-    print("| stored codes | songs | longer than 256 beats | distinct starts per 200 draws | notes seen | notes seen, long songs |")
+    print(f"| stored codes | songs | longer than 256 beats | distinct starts per {args.draws} draws | notes seen | notes seen, long songs |")
     print("|---|---|---|---|---|---|")
     for setting, label in (("before", "cut at 256 beats, 1,024 rows"), ("after", "whole songs")):
         s = summary[setting]
