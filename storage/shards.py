@@ -1,9 +1,10 @@
-"""Parquet shard sets: `<root>/<asset>/<partition>/part-NNNNN.parquet` plus `_manifest.json`.
+"""Parquet shard sets: `<root>/<asset>/<partition>/part-NNNNN-<hash>.parquet` plus `_manifest.json`.
 
 Every file operation goes through fsspec, so a local directory and a remote URI
 (memory://, s3://, gs://) share one code path. Shards are written deterministically
 (fixed compression, no timestamps) so re-materializing gives byte-identical files and
-the same data version; a partition is replaced atomically from a temporary sibling.
+the same data version. A partition is replaced in one atomic step, the manifest written
+last, under a per-partition lock (see ShardWriter); readers trust only what it names.
 Every read checks each shard's bytes against the sha256 in its manifest before parsing
 them, so a flipped byte fails loudly instead of decoding to different values.
 """
@@ -11,11 +12,16 @@ them, so a flipped byte fails loudly instead of decoding to different values.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
+import os
 import random
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,9 +31,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import torch.utils.data
+from fsspec.implementations.local import LocalFileSystem
+
+from storage.names import check_name
 
 SCHEMA_VERSION = 1
 MANIFEST = "_manifest.json"
+PREVIOUS = ".previous_manifest.json"
+GRACE_S = 3600.0
+READ_ATTEMPTS = 10
 COMPRESSION = "zstd"
 
 
@@ -112,8 +124,94 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+class PartitionLocked(RuntimeError):
+    """Another writer held the partition's lock for longer than this writer would wait."""
+
+
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def _partition_lock(fs: fsspec.AbstractFileSystem, asset_dir: str, partition: str, wait_s: float) -> Iterator[bool]:
+    """Hold the partition's write lock; yields whether it excludes other processes too.
+
+    On a local disk it is an flock on ``<asset>/.<partition>.lock``, which the kernel releases
+    when its holder dies, so a killed writer never leaves the partition locked. Object stores
+    have no such lock: there it only serializes writers of this process, and the commit protocol
+    alone keeps every set readable (see ShardWriter).
+    """
+    if not isinstance(fs, LocalFileSystem):
+        with _PROCESS_LOCKS.setdefault(f"{fs.protocol}:{asset_dir}/{partition}", threading.Lock()):
+            yield False
+        return
+    fs.makedirs(asset_dir, exist_ok=True)
+    path = f"{asset_dir}/.{partition}.lock"
+    with open(path, "a+") as f:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    f.seek(0)
+                    holder = f.read().strip() or "another process"
+                    raise PartitionLocked(
+                        f"{asset_dir}/{partition} is being written by {holder}; gave up after {wait_s:g} s"
+                    ) from None
+                time.sleep(0.05)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _put(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write a file so readers see the old bytes or the new ones, never a prefix: a temporary
+    sibling renamed over it on a local disk, a single PUT on an object store."""
+    if not isinstance(fs, LocalFileSystem):
+        fs.pipe_file(path, data)
+        return
+    folder, name = path.rsplit("/", 1)
+    tmp = f"{folder}/.{name}.tmp-{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def _pointed(fs: fsspec.AbstractFileSystem, partition_dir: str, pointers: Sequence[str]) -> list[ShardInfo]:
+    """The shards the named manifest files of a partition list (missing ones list none)."""
+    found = []
+    for pointer in pointers:
+        with suppress(FileNotFoundError):
+            found.extend(Manifest.from_json(fs.cat_file(f"{partition_dir}/{pointer}").decode()).shards)
+    return found
+
+
+def _named_by(fs: fsspec.AbstractFileSystem, partition_dir: str) -> set[str]:
+    """Files the committed manifest and the one it replaced name: everything a reader may still open."""
+    return {MANIFEST, PREVIOUS, *(s.name for s in _pointed(fs, partition_dir, (MANIFEST, PREVIOUS)))}
+
+
 class ShardWriter:
-    """Streams rows into shards of `rows_per_shard`; commits the partition only on a clean exit."""
+    """Streams rows into shards of `rows_per_shard`; commits the partition only on a clean exit.
+
+    A commit is one atomic step. Shards are named by their content (`part-NNNNN-<sha256[:16]>`)
+    and written beside the committed ones; the new `_manifest.json` then replaces the old one in
+    a single rename (a single PUT on an object store), and readers trust only what it names. A
+    crash before that leaves the previous set whole; the next write removes what the crash left.
+    The set a manifest replaced stays on disk until the write after, so a reader that opened it
+    just before a commit can finish. Writers of one partition hold its lock for the whole write.
+    """
 
     def __init__(
         self,
@@ -124,24 +222,35 @@ class ShardWriter:
         rows_per_shard: int = 100_000,
         code_version: str = "",
         upstream: dict[str, str] | None = None,
+        lock_wait_s: float = 600.0,
     ):
         if rows_per_shard < 1:
             raise ValueError("rows_per_shard must be positive")
         self.fs, root = _fs(datasets_root)
-        self.asset_dir = _join(root, asset)
-        self.final_dir = _join(self.asset_dir, partition)
-        self.tmp_dir = _join(self.asset_dir, f".tmp-{partition}-{uuid.uuid4().hex}")
+        self.asset_dir = _join(root, check_name(asset, "asset"))
+        self.final_dir = _join(self.asset_dir, check_name(partition, "partition key"))
         self.asset, self.partition, self.schema = asset, partition, schema
         self.rows_per_shard = rows_per_shard
         self.code_version = code_version
         self.upstream = dict(upstream or {})
+        self.lock_wait_s = lock_wait_s
         self.manifest: Manifest | None = None
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._shards: list[ShardInfo] = []
+        self._lock: ExitStack | None = None
+        self._exclusive = False
 
     def __enter__(self) -> ShardWriter:
-        self.fs.makedirs(self.tmp_dir, exist_ok=True)
+        self._lock = ExitStack()
+        self._exclusive = self._lock.enter_context(_partition_lock(self.fs, self.asset_dir, self.partition, self.lock_wait_s))
+        try:
+            self._recover_legacy()
+            self.fs.makedirs(self.final_dir, exist_ok=True)
+            self._clean()
+        except BaseException:
+            self._lock.close()
+            raise
         return self
 
     def write(self, data: pa.Table | pa.RecordBatch | list[dict]) -> None:
@@ -158,45 +267,82 @@ class ShardWriter:
 
     def _flush(self, table: pa.Table) -> None:
         payload = _parquet_bytes(table)
-        name = f"part-{len(self._shards):05d}.parquet"
-        self.fs.pipe_file(_join(self.tmp_dir, name), payload)
-        self._shards.append(ShardInfo(name, table.num_rows, len(payload), _sha256(payload)))
+        digest = _sha256(payload)
+        name = f"part-{len(self._shards):05d}-{digest[:16]}.parquet"
+        _put(self.fs, _join(self.final_dir, name), payload)
+        self._shards.append(ShardInfo(name, table.num_rows, len(payload), digest))
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.fs.rm(self.tmp_dir, recursive=True)
-            return
-        if self._buffered:
-            self._flush(pa.concat_tables(self._buffer))
-        self._buffer, self._buffered = [], 0
-        manifest = Manifest(
-            asset=self.asset,
-            partition=self.partition,
-            schema_version=SCHEMA_VERSION,
-            schema=self.schema.to_string(show_schema_metadata=False),
-            rows=sum(s.rows for s in self._shards),
-            shards=tuple(self._shards),
-            code_version=self.code_version,
-            upstream=self.upstream,
-            schema_ipc=base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
-        )
-        self.fs.pipe_file(_join(self.tmp_dir, MANIFEST), manifest.to_json().encode())
-        self._commit()
-        self.manifest = manifest
+        assert self._lock is not None
+        with self._lock:
+            if exc_type is not None:
+                self._clean()
+                return
+            if self._buffered:
+                self._flush(pa.concat_tables(self._buffer))
+            self._buffer, self._buffered = [], 0
+            manifest = Manifest(
+                asset=self.asset,
+                partition=self.partition,
+                schema_version=SCHEMA_VERSION,
+                schema=self.schema.to_string(show_schema_metadata=False),
+                rows=sum(s.rows for s in self._shards),
+                shards=tuple(self._shards),
+                code_version=self.code_version,
+                upstream=self.upstream,
+                schema_ipc=base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
+            )
+            self._commit(manifest.to_json().encode())
+            self.manifest = manifest
 
-    def _commit(self) -> None:
-        old = None
-        if self.fs.exists(self.final_dir):
-            old = _join(self.asset_dir, f".old-{self.partition}-{uuid.uuid4().hex}")
-            self.fs.mv(self.final_dir, old, recursive=True)
-        try:
-            self.fs.mv(self.tmp_dir, self.final_dir, recursive=True)
-        except BaseException:
-            if old is not None:
-                self.fs.mv(old, self.final_dir, recursive=True)
-            raise
-        if old is not None:
-            self.fs.rm(old, recursive=True)
+    def _commit(self, manifest: bytes) -> None:
+        pointer = _join(self.final_dir, MANIFEST)
+        with suppress(FileNotFoundError):
+            old = self.fs.cat_file(pointer)
+            if old != manifest:
+                _put(self.fs, _join(self.final_dir, PREVIOUS), old)
+        _put(self.fs, pointer, manifest)
+        self._clean()
+
+    def _clean(self) -> None:
+        """Remove files no manifest names: shards of a crashed or failed write, and the set two commits back.
+
+        Without a lock that excludes other processes, a file is kept until it is `GRACE_S` old,
+        since it may belong to a write still in flight.
+        """
+        keep = _named_by(self.fs, self.final_dir)
+        now = time.time()
+        for info in self.fs.ls(self.final_dir, detail=True):
+            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name in keep:
+                continue
+            if not self._exclusive and now - _mtime(info) < GRACE_S:
+                continue
+            self.fs.rm(info["name"], recursive=info["type"] == "directory")
+
+    def _recover_legacy(self) -> None:
+        """Sets written by the old two-rename commit: a partition a crash left only in `.old-*` is put
+        back, and the `.tmp-*` and `.old-*` folders of this partition are removed."""
+        if not self.fs.exists(self.asset_dir):
+            return
+        leftovers = [
+            p.rstrip("/")
+            for p in self.fs.ls(self.asset_dir, detail=False)
+            if p.rstrip("/").rsplit("/", 1)[-1].startswith((f".tmp-{self.partition}-", f".old-{self.partition}-"))
+        ]
+        committed = self.fs.exists(_join(self.final_dir, MANIFEST))
+        for path in sorted(leftovers):
+            if not committed and "/.old-" in path and self.fs.exists(_join(path, MANIFEST)):
+                self.fs.mv(path, self.final_dir, recursive=True)
+                committed = True
+            else:
+                self.fs.rm(path, recursive=True)
+
+
+def _mtime(info: dict) -> float:
+    """Modification time of an fsspec `ls` entry across backends (local seconds, S3 datetimes)."""
+    value = info.get("mtime", info.get("LastModified", info.get("created", 0)))
+    return value.timestamp() if hasattr(value, "timestamp") else float(value or 0)
 
 
 def write_table(
@@ -207,8 +353,11 @@ def write_table(
     rows_per_shard: int = 100_000,
     code_version: str = "",
     upstream: dict[str, str] | None = None,
+    lock_wait_s: float = 600.0,
 ) -> Manifest:
-    with ShardWriter(datasets_root, asset, partition, table.schema, rows_per_shard, code_version, upstream) as w:
+    with ShardWriter(
+        datasets_root, asset, partition, table.schema, rows_per_shard, code_version, upstream, lock_wait_s
+    ) as w:
         w.write(table)
     assert w.manifest is not None
     return w.manifest
@@ -216,7 +365,7 @@ def write_table(
 
 def read_manifest(datasets_root: str, asset: str, partition: str) -> Manifest | None:
     fs, root = _fs(datasets_root)
-    path = _join(root, asset, partition, MANIFEST)
+    path = _join(root, check_name(asset, "asset"), check_name(partition, "partition key"), MANIFEST)
     if not fs.exists(path):
         return None
     return Manifest.from_json(fs.cat_file(path).decode())
@@ -247,11 +396,11 @@ def _manifests(datasets_root: str, asset: str, partitions: str | Sequence[str]) 
 
 
 def _shards(datasets_root: str, asset: str, partitions: str | Sequence[str]) -> list[tuple[str, ShardInfo]]:
-    return [
-        (_join(datasets_root, asset, m.partition, s.name), s)
-        for m in _manifests(datasets_root, asset, partitions)
-        for s in m.shards
-    ]
+    return _listed(datasets_root, asset, _manifests(datasets_root, asset, partitions))
+
+
+def _listed(datasets_root: str, asset: str, manifests: Sequence[Manifest]) -> list[tuple[str, ShardInfo]]:
+    return [(_join(datasets_root, asset, m.partition, s.name), s) for m in manifests for s in m.shards]
 
 
 def shard_paths(datasets_root: str, asset: str, partitions: str | Sequence[str]) -> list[str]:
@@ -269,10 +418,11 @@ def _shard_bytes(path: str, sha256: str | None) -> pa.Buffer:
 
 
 def _manifest_sha256(path: str) -> str:
-    """The sha256 recorded for a shard by the manifest beside it, for readers given bare paths."""
+    """The sha256 recorded for a shard by the manifest beside it (or the one it replaced, for a
+    reader that listed the shards just before a commit), for readers given bare paths."""
     folder, name = path.rsplit("/", 1)
-    fs, p = _fs(_join(folder, MANIFEST))
-    digests = {s.name: s.sha256 for s in Manifest.from_json(fs.cat_file(p).decode()).shards}
+    fs, p = _fs(folder)
+    digests = {s.name: s.sha256 for s in _pointed(fs, p, (MANIFEST, PREVIOUS))}
     if name not in digests:
         raise FileNotFoundError(f"{path}: not listed in {MANIFEST}")
     return digests[name]
@@ -300,7 +450,17 @@ def iter_batches(
     Raises ShardCorrupt before yielding anything from a shard whose sha256 differs from its
     manifest; `verify=False` skips the hash (only to measure what it costs).
     """
-    for path, shard in _shards(datasets_root, asset, partitions):
+    yield from _batches(_shards(datasets_root, asset, partitions), columns, filter, batch_size, verify)
+
+
+def _batches(
+    listed: Sequence[tuple[str, ShardInfo]],
+    columns: Sequence[str] | None,
+    filter: pc.Expression | None,
+    batch_size: int,
+    verify: bool,
+) -> Iterator[pa.RecordBatch]:
+    for path, shard in listed:
         data = _shard_bytes(path, shard.sha256 if verify else None)
         yield from _iter_shard_batches(data, columns, filter, batch_size)
 
@@ -313,12 +473,22 @@ def read_table(
     filter: pc.Expression | None = None,
     verify: bool = True,
 ) -> pa.Table:
-    """Whole shard sets as one table; for small sets only (use iter_batches otherwise)."""
-    manifests = _manifests(datasets_root, asset, partitions)
+    """Whole shard sets as one table; for small sets only (use iter_batches otherwise).
+
+    A commit keeps the set it replaced, so a read overlapping one commit still finds its shards;
+    one that overlaps two finds them gone and reads the newly committed set instead.
+    """
+    for attempt in range(READ_ATTEMPTS):
+        manifests = _manifests(datasets_root, asset, partitions)
+        try:
+            batches = list(_batches(_listed(datasets_root, asset, manifests), columns, filter, 65_536, verify))
+            break
+        except FileNotFoundError:
+            if attempt == READ_ATTEMPTS - 1 or _manifests(datasets_root, asset, partitions) == manifests:
+                raise
     schema = manifests[0].arrow_schema if manifests else pa.schema([])
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
-    batches = list(iter_batches(datasets_root, asset, partitions, columns, filter, verify=verify))
     return pa.Table.from_batches(batches, schema=schema)
 
 

@@ -25,6 +25,11 @@ def make_table(n: int, offset: int = 0) -> pa.Table:
     )
 
 
+def shard_file(root: str, asset: str, partition: str, index: int) -> Path:
+    """The committed file of a partition's shard `index`, as its manifest names it."""
+    return Path(root) / asset / partition / shards.read_manifest(root, asset, partition).shards[index].name
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> str:
     return str(tmp_path / "datasets")
@@ -42,14 +47,12 @@ def test_roundtrip_and_manifest(root):
     on_disk = json.loads((Path(root) / "notes" / "maestro" / "_manifest.json").read_text())
     assert on_disk["schema_version"] == shards.SCHEMA_VERSION
     folder = Path(root) / "notes" / "maestro"
-    assert [s["bytes"] for s in on_disk["shards"]] == [(folder / f"part-0000{i}.parquet").stat().st_size for i in range(3)]
+    names = [s["name"] for s in on_disk["shards"]]
+    assert [n[:10] for n in names] == ["part-00000", "part-00001", "part-00002"]
+    assert [n[11:27] for n in names] == [s["sha256"][:16] for s in on_disk["shards"]]
+    assert [s["bytes"] for s in on_disk["shards"]] == [(folder / n).stat().st_size for n in names]
     assert sum(s["bytes"] for s in on_disk["shards"]) == m.bytes
-    assert sorted(p.name for p in (Path(root) / "notes" / "maestro").iterdir()) == [
-        "_manifest.json",
-        "part-00000.parquet",
-        "part-00001.parquet",
-        "part-00002.parquet",
-    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["_manifest.json", *names]
 
 
 def test_streaming_writes_full_shards_as_it_goes(root):
@@ -70,7 +73,8 @@ def test_exception_leaves_old_partition_and_no_tmp(root):
             w.write(make_table(7, offset=100))
             raise RuntimeError("boom")
     assert w.manifest is None
-    assert sorted(p.name for p in (Path(root) / "notes").iterdir()) == ["p"]
+    assert sorted(p.name for p in (Path(root) / "notes").iterdir()) == [".p.lock", "p"]
+    assert sorted(p.name for p in (Path(root) / "notes" / "p").iterdir()) == ["_manifest.json", old.shards[0].name]
     assert shards.read_manifest(root, "notes", "p") == old
     assert shards.read_table(root, "notes", "p").equals(make_table(5))
 
@@ -84,7 +88,7 @@ def test_rewrite_replaces_partition_and_is_byte_identical(root):
     assert [s.sha256 for s in second.shards] == [s.sha256 for s in first.shards]
     assert second.version == first.version
     assert (Path(root) / "notes" / "p" / "_manifest.json").read_bytes() == manifest_bytes
-    assert sorted(p.name for p in (Path(root) / "notes").iterdir()) == ["p"]
+    assert sorted(p.name for p in (Path(root) / "notes").iterdir()) == [".p.lock", "p"]
 
     third = shards.write_table(root, "notes", "p", make_table(3))
     assert third.version != first.version
@@ -97,7 +101,7 @@ def test_memory_uri_uses_same_code():
     shards.write_table(root, "notes", "b", make_table(2, offset=9))
     assert shards.list_partitions(root, "notes") == ["a", "b"]
     paths = shards.shard_paths(root, "notes", ["a", "b"])
-    assert paths[0] == f"{root}/notes/a/part-00000.parquet" and len(paths) == 4
+    assert paths[0] == f"{root}/notes/a/{m.shards[0].name}" and len(paths) == 4
     assert shards.read_table(root, "notes", ["a", "b"]).column("id").to_pylist() == list(range(11))
     assert shards.verify(root, "notes", "a") == []
     assert shards.read_manifest(root, "notes", "a") == m
@@ -115,15 +119,16 @@ def test_iter_batches_projects_filters_and_streams(root):
 def test_verify_detects_corruption_and_missing_shard(root):
     shards.write_table(root, "notes", "p", make_table(30), rows_per_shard=10)
     assert shards.verify(root, "notes", "p") == []
-    shard = Path(root) / "notes" / "p" / "part-00001.parquet"
+    shard = shard_file(root, "notes", "p", 1)
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
-    (Path(root) / "notes" / "p" / "part-00002.parquet").unlink()
+    missing = shard_file(root, "notes", "p", 2)
+    missing.unlink()
     problems = shards.verify(root, "notes", "p")
     assert len(problems) == 2
-    assert "part-00001.parquet: sha256" in problems[0]
-    assert problems[1] == "part-00002.parquet: missing"
+    assert f"{shard.name}: sha256" in problems[0]
+    assert problems[1] == f"{missing.name}: missing"
     assert shards.verify(root, "notes", "absent") == ["notes/absent: no manifest"]
 
 
@@ -192,7 +197,7 @@ def _flip_column_byte(shard: Path) -> None:
 
 def test_reads_reject_a_flipped_byte_before_using_the_shard(root):
     shards.write_table(root, "notes", "p", make_table(30), rows_per_shard=10)
-    shard = Path(root) / "notes" / "p" / "part-00001.parquet"
+    shard = shard_file(root, "notes", "p", 1)
     _flip_column_byte(shard)
 
     with pytest.raises(ShardCorrupt, match="checksum mismatch") as raised:
@@ -207,7 +212,7 @@ def test_reads_reject_a_flipped_byte_before_using_the_shard(root):
 
     with pytest.raises(ShardCorrupt, match=f"{shard}: checksum mismatch"):
         list(ShardIterableDataset(shards.shard_paths(root, "notes", "p"), columns=["id"]))
-    assert "part-00001.parquet: sha256" in shards.verify(root, "notes", "p")[0]
+    assert f"{shard.name}: sha256" in shards.verify(root, "notes", "p")[0]
 
 
 def test_verified_reads_of_an_intact_set_match_unverified_ones(root):
@@ -232,7 +237,7 @@ def test_an_asset_reading_a_corrupt_shard_fails(root):
 
     resources = {"io_manager": ShardIOManager(datasets_root=root)}
     assert dg.materialize([notes, note_count], resources=resources).success
-    shard = Path(root) / "notes" / UNPARTITIONED / "part-00000.parquet"
+    shard = shard_file(root, "notes", UNPARTITIONED, 0)
     _flip_column_byte(shard)
     with pytest.raises(Exception, match="checksum mismatch") as raised:
         dg.materialize([notes, note_count], selection=[note_count], resources=resources)
