@@ -1,10 +1,12 @@
 """What checking each shard's sha256 costs a read, as a percentage over the same read unverified.
 
-Usage: .venv/bin/python bench/verified_reads.py [--rows N] [--repeats R] [--root DATASETS_ROOT]
-Writes a seeded notes-like table (the `notes` schema, songs of 500 notes, 100,000-row shards) to a
-temporary shard set, or reads the one already under --root/bench_notes, then times read_table and
-a full iter_batches pass with verify=True and verify=False, alternating, and reports the medians.
-Both sides read each shard's bytes once into memory; the difference is the hashing alone.
+Usage: .venv/bin/python bench/verified_reads.py [--dataset NAME ...] [--rows N] [--repeats R] [--root DATASETS_ROOT]
+With --dataset, reads the real `notes` of each named dataset (for example bach_chorales, oneills),
+ingesting it first with Baton's own parser pool and shard writer when --root does not hold it yet.
+Without, writes a seeded notes-like table (the `notes` schema, songs of 500 notes, 100,000-row
+shards). Then times read_table and a full iter_batches pass with verify=True and verify=False,
+alternating, and reports the medians. Both sides read each shard's bytes once into memory; the
+difference is the hashing alone.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
+from assets.scores import ingest
+from assets.scores.datasets import list_items
 from assets.scores.tables import NOTES
 from storage import shards
 
-ASSET, PARTITION = "bench_notes", "synthetic"
+SYNTHETIC = ("bench_notes", "synthetic")
 
 
 def notes_table(rows: int, seed: int = 0) -> pa.Table:
@@ -55,15 +59,22 @@ def _seconds(read: Callable[[bool], object], verify: bool) -> float:
     return time.perf_counter() - start
 
 
-def _drain(root: str, verify: bool) -> int:
-    return sum(b.num_rows for b in shards.iter_batches(root, ASSET, PARTITION, verify=verify))
+def ingest_notes(root: str, dataset: str, raw_dir: str) -> None:
+    """The dataset's `notes` shard set, written as the `ingest_scores` asset writes it."""
+    items = list_items(dataset, raw_dir, None)
+    with shards.ShardWriter(root, "notes", dataset, NOTES) as writer:
+        ingest.write_parsed(ingest.parse_all(items), writer)
 
 
-def measure(root: str, repeats: int) -> dict[str, tuple[float, float]]:
+def _drain(root: str, asset: str, partition: str, verify: bool) -> int:
+    return sum(b.num_rows for b in shards.iter_batches(root, asset, partition, verify=verify))
+
+
+def measure(root: str, asset: str, partition: str, repeats: int) -> dict[str, tuple[float, float]]:
     """Median seconds (verified, unverified) per read path; runs alternate so drift hits both."""
     paths = {
-        "read_table": lambda verify: shards.read_table(root, ASSET, PARTITION, verify=verify),
-        "iter_batches": lambda verify: _drain(root, verify),
+        "read_table": lambda verify: shards.read_table(root, asset, partition, verify=verify),
+        "iter_batches": lambda verify: _drain(root, asset, partition, verify),
     }
     results = {}
     for name, read in paths.items():
@@ -78,20 +89,28 @@ def measure(root: str, repeats: int) -> dict[str, tuple[float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--dataset", action="append", default=[], help="read this dataset's real notes (repeatable)")
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the synthetic table")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--root", help="datasets root holding bench_notes/synthetic (written if absent)")
+    parser.add_argument("--root", help="datasets root holding the shard sets (written there if absent)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root or tmp
-        if shards.read_manifest(root, ASSET, PARTITION) is None:
-            shards.write_table(root, ASSET, PARTITION, notes_table(args.rows))
-        manifest = shards.read_manifest(root, ASSET, PARTITION)
-        print(f"{manifest.rows:,} rows, {len(manifest.shards)} shards, {manifest.bytes / 2**20:.1f} MiB")
-        print("| read | verified s | unverified s | overhead |")
-        print("|---|---|---|---|")
-        for name, (verified, unverified) in measure(root, args.repeats).items():
-            print(f"| {name} | {verified:.3f} | {unverified:.3f} | {100 * (verified / unverified - 1):+.1f} % |")
+        sets = [("notes", d) for d in args.dataset] or [SYNTHETIC]
+        print("| notes of | rows | shards | MiB | read | verified s | unverified s | overhead |")
+        print("|---|---|---|---|---|---|---|---|")
+        for asset, partition in sets:
+            if shards.read_manifest(root, asset, partition) is None:
+                if (asset, partition) == SYNTHETIC:
+                    shards.write_table(root, asset, partition, notes_table(args.rows))
+                else:
+                    ingest_notes(root, partition, tmp)
+            m = shards.read_manifest(root, asset, partition)
+            for name, (verified, unverified) in measure(root, asset, partition, args.repeats).items():
+                print(
+                    f"| {partition} | {m.rows:,} | {len(m.shards)} | {m.bytes / 2**20:.1f} | {name} "
+                    f"| {verified:.3f} | {unverified:.3f} | {100 * (verified / unverified - 1):+.1f} % |"
+                )
 
 
 if __name__ == "__main__":

@@ -11,12 +11,17 @@ never unpickles arbitrary objects.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import pickle
 import random
+import shutil
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -195,3 +200,60 @@ def load_checkpoint(
             part.load_state_dict(state[name])
     restore_rng_state(state["rng"])
     return Checkpoint(step=state["step"], best_metric=state["best_metric"], extra=state["extra"])
+
+
+LOCK_FILE = ".lock"
+RESUME_FILES = frozenset({"last.pt", "best.pt"})  # what resuming reads; everything else in a folder is scratch
+
+
+class CheckpointInUse(RuntimeError):
+    """Another process holds the checkpoint folder: two runs writing one ``last.pt`` would corrupt
+    each other's resume point."""
+
+
+@contextmanager
+def locked_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """``folder`` (created if needed) held with an exclusive ``flock`` on its lock file until exit;
+    :class:`CheckpointInUse` at once when another process holds it. The lock dies with its process,
+    so a killed run never leaves the folder locked."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointInUse(f"checkpoint folder {folder} is in use by another training run") from None
+        yield folder
+
+
+def keep_only(folder: str | os.PathLike, names: frozenset[str] = RESUME_FILES) -> None:
+    """Remove everything in ``folder`` but ``names`` and the lock: an exported model already logged,
+    temporary files a killed write left."""
+    for path in Path(folder).iterdir():
+        if path.name in names or path.name == LOCK_FILE:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def prune_folders(parent: str | os.PathLike, current: str, keep_newest: int, max_age_s: float) -> list[Path]:
+    """Remove the checkpoint folders in ``parent`` other than ``current`` that are older than
+    ``max_age_s`` or beyond the ``keep_newest`` most recently written; one in use is left. The removed."""
+    others = sorted(
+        (p for p in Path(parent).iterdir() if p.is_dir() and not p.is_symlink() and p.name != current),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    now, removed = time.time(), []
+    for rank, folder in enumerate(others):
+        if rank < keep_newest and now - folder.stat().st_mtime <= max_age_s:
+            continue
+        try:
+            with locked_folder(folder):
+                shutil.rmtree(folder)
+        except CheckpointInUse:
+            continue
+        removed.append(folder)
+    return removed

@@ -18,6 +18,7 @@ from assets.videos import defs as videos
 from assets.violin import defs as violin
 from pipelines.experiments import experiments
 from pipelines.jobs import jobs
+from pipelines.run_cleanup import end_tracking_runs
 from pipelines.schedules import schedules
 from pipelines.sensors import sensors
 from storage.home import BatonHome
@@ -35,7 +36,7 @@ def build_defs(home: BatonHome) -> dg.Definitions:
         asset_checks=[c for system in SYSTEMS for c in getattr(system, "asset_checks", [])],
         jobs=[*jobs, *experiments],
         schedules=schedules,
-        sensors=sensors,
+        sensors=[*sensors, end_tracking_runs],
         resources={
             "home": HomeResource(root=home.root),
             "quality": QualityGates(),

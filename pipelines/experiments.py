@@ -13,7 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.clipsep.defs import METHODS
-from assets.core.partitions import DATASETS, VIDEO_BATCHES
+from assets.core.partitions import DATASETS, VIDEO_BATCHES, add_partitions
 from assets.core.resources import HomeResource
 from assets.cross_dataset.defs import COMBINED
 from assets.deep_performer.defs import VARIANT_PARTITIONS
@@ -106,8 +106,7 @@ class Stage:
         return [r["partition"] for r in self.runs if r["job"] == job and r["ok"] == ok]
 
     def add_partitions(self, partitions: dg.DynamicPartitionsDefinition, keys: list[str]) -> None:
-        known = set(self.context.instance.get_dynamic_partitions(partitions.name))
-        self.context.instance.add_dynamic_partitions(partitions.name, [k for k in keys if k not in known])
+        add_partitions(self.context.instance, partitions, keys)
 
     def skip(self, why: str) -> None:
         self.context.log.warning(f"{self.name} left out: {why}")

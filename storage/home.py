@@ -57,14 +57,35 @@ class BatonHome:
 
     def ensure(self) -> BatonHome:
         """Create every local directory (a remote `datasets` URI is left to its store)."""
-        dirs = [self.dagster, self.raw, self.mlflow, self.incoming, self.cache, self.checkpoints]
+        drops = [str(Path(self.incoming, kind)) for kind in ("scores", "videos")]
+        dirs = [self.dagster, self.raw, self.mlflow, self.incoming, *drops, self.cache, self.checkpoints]
         if "://" not in self.datasets:
             dirs.append(self.datasets)
         for d in dirs:
             Path(d).mkdir(parents=True, exist_ok=True)
-        # Dagster's defaults (sqlite under DAGSTER_HOME) are intended; telemetry has no network to reach
-        # and would only print its banner into every CLI run.
         config = Path(self.dagster, "dagster.yaml")
-        if not config.exists():
-            config.write_text("telemetry:\n  enabled: false\n")
+        if not config.exists() or config.read_text() == _FORMER_INSTANCE_CONFIG:
+            config.write_text(INSTANCE_CONFIG)
         return self
+
+
+# Dagster's defaults (sqlite under DAGSTER_HOME) are intended; telemetry has no network to reach and
+# would only print its banner into every CLI run. Run monitoring, in the daemon that `dagster dev`
+# (`baton ui`) runs, marks a run whose worker died, say to kill -9, as failed, so it can be
+# re-executed; the launcher tells it whether the worker lives. Dead runs are failed, not resumed:
+# training resumes from its checkpoint in the re-execution.
+INSTANCE_CONFIG = """\
+telemetry:
+  enabled: false
+run_launcher:
+  module: storage.run_worker
+  class: LocalRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  free_slots_after_run_end_seconds: 60
+"""
+_FORMER_INSTANCE_CONFIG = "telemetry:\n  enabled: false\n"  # what earlier versions wrote: upgraded in place

@@ -23,9 +23,11 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from storage.home import REPO_ROOT, BatonHome
+from storage.run_worker import dead_worker
 
 GIT_SHA_TAG = "mlflow.source.git.commit"
 RUN_ID_TAG = "dagster.run_id"
+ROOT_RUN_ID_TAG = "dagster.root_run_id"
 ASSET_KEY_TAG = "dagster.asset_key"
 PARTITION_TAG = "dagster.partition_key"
 
@@ -72,8 +74,43 @@ def start_run(
     experiment_id = ensure_experiment(tracking_uri, experiment, artifact_root)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={GIT_SHA_TAG: git_sha(), **tags}) as run:
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={GIT_SHA_TAG: git_sha(), **tags})
+    try:
         yield run
+    except BaseException as exc:
+        mlflow.end_run(end_status(exc))
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def end_status(exc: BaseException) -> str:
+    """KILLED for a run stopped from outside (Ctrl-C, or Dagster's termination, which raises its
+    interruption on SIGTERM), FAILED for an error."""
+    interrupted = isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError))
+    return "KILLED" if interrupted else "FAILED"
+
+
+def running_runs(tracking_uri: str, experiment: str, tag: str, value: str) -> list[Run]:
+    """The experiment's runs still RUNNING whose tag `tag` is `value` (an asset key or a run id, never
+    outside input, so it needs no quoting)."""
+    client = _client(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return client.search_runs([exp.experiment_id], f"attributes.status = 'RUNNING' and tags.`{tag}` = '{value}'")
+
+
+def end_runs(tracking_uri: str, runs: list[Run]) -> list[str]:
+    """End `runs` as KILLED (the runs of a killed attempt, which nothing else would end); their ids."""
+    client = _client(tracking_uri)
+    for run in runs:
+        client.set_terminated(run.info.run_id, "KILLED")
+    return [run.info.run_id for run in runs]
+
+
+def end_runs_of_dagster_run(tracking_uri: str, experiment: str, dagster_run_id: str) -> list[str]:
+    """End the MLflow runs a Dagster run left RUNNING (its worker died, or it was marked failed)."""
+    return end_runs(tracking_uri, running_runs(tracking_uri, experiment, RUN_ID_TAG, dagster_run_id))
 
 
 def register_version(
@@ -211,6 +248,28 @@ def promote_if_better(
     return True
 
 
+def dagster_run_alive(instance: dg.DagsterInstance, run_id: str | None) -> bool:
+    """Whether the Dagster run is still queued or executing: not finished, and its worker process not
+    gone (a run killed while no daemon was there to mark it failed is dead too). A run the instance
+    does not know is not alive."""
+    run = instance.get_run_by_id(run_id) if run_id else None
+    return run is not None and not run.is_finished and dead_worker(instance, run.run_id) is None
+
+
+def dead_attempts(tracking_uri: str, experiment: str, instance: dg.DagsterInstance, tags: dict[str, str]) -> list[Run]:
+    """RUNNING MLflow runs of the asset and partition in `tags` that no live attempt owns: their Dagster
+    run has ended, or it is the current run, whose step starts them again only after an attempt died."""
+    same = [
+        run for run in running_runs(tracking_uri, experiment, ASSET_KEY_TAG, tags[ASSET_KEY_TAG])
+        if run.data.tags.get(PARTITION_TAG) == tags.get(PARTITION_TAG)
+    ]  # fmt: skip
+    owner = tags[RUN_ID_TAG]
+    return [
+        run for run in same
+        if run.data.tags.get(RUN_ID_TAG) == owner or not dagster_run_alive(instance, run.data.tags.get(RUN_ID_TAG))
+    ]  # fmt: skip
+
+
 class MlflowResource(dg.ConfigurableResource):
     """MLflow for assets: empty settings fall back to the BATON_HOME sqlite store and artifact directory."""
 
@@ -234,15 +293,27 @@ class MlflowResource(dg.ConfigurableResource):
     def run(
         self, context: dg.AssetExecutionContext | dg.OpExecutionContext, run_name: str | None = None
     ) -> Iterator[mlflow.ActiveRun]:
-        """An MLflow run tagged with the Dagster run id, asset key(s), partition key and git sha."""
+        """An MLflow run tagged with the Dagster run id, asset key(s), partition key and git sha.
+
+        Runs of the same asset and partition that an earlier, killed attempt left RUNNING are ended
+        as KILLED first, so the tracking UI never shows a dead attempt as still running.
+        """
         keys = sorted(k.to_user_string() for k in context.selected_asset_keys)
-        tags = {RUN_ID_TAG: context.run_id, ASSET_KEY_TAG: ",".join(keys)}
+        tags = {
+            RUN_ID_TAG: context.run_id,
+            ROOT_RUN_ID_TAG: context.run.root_run_id or context.run_id,
+            ASSET_KEY_TAG: ",".join(keys),
+        }
         partition = context.partition_key if context.has_partition_key else None
         if partition is not None:
             tags[PARTITION_TAG] = partition
+        end_runs(self.uri, dead_attempts(self.uri, self.experiment, context.instance, tags))
         name = run_name or ",".join(keys) + (f"[{partition}]" if partition is not None else "")
         with start_run(self.uri, self.experiment, self.artifacts, name, tags) as active:
             yield active
+
+    def end_runs_of(self, dagster_run_id: str) -> list[str]:
+        return end_runs_of_dagster_run(self.uri, self.experiment, dagster_run_id)
 
     def run_url(self, run: mlflow.ActiveRun) -> str:
         """Link to the run in the MLflow UI: absolute for an http(s) server, else relative to the UI root."""

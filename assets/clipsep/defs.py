@@ -74,8 +74,9 @@ def clipsep_model(
         raise dg.Failure(f"{len(train)} training windows of {len({s.label for s in train})} labels and {len(valid)} "
                          "validation windows: need two labels to mix and a validation split")  # fmt: skip
     cfg = replace(profile_config(cs.PROFILES, config.profile, config.seed, config.max_steps), method=method)
-    ckpt_dir = checkpoint_dir(context, home, REGISTERED, method)
-    with tracking.run(context, run_name=f"{REGISTERED}-{method}") as run:
+    with checkpoint_dir(context, home, cfg, REGISTERED, method) as ckpt_dir, tracking.run(
+        context, run_name=f"{REGISTERED}-{method}"
+    ) as run:
         model, result = cs.train(cfg, train, valid, ckpt_dir, log_step, progress=sys.stderr.isatty())
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "clip_model": clip_model, "train_windows": len(train)})
         model_dir = os.path.join(ckpt_dir, "model")

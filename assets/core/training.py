@@ -1,15 +1,24 @@
 """What every training asset does the same way: profiles, checkpoint folders, logging, registration."""
 
-import os
-from dataclasses import replace
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, replace
 from typing import Any
 
 import dagster as dg
 import mlflow
 
 from assets.core.resources import HomeResource
+from models.checkpoints import CheckpointInUse, keep_only, locked_folder, prune_folders
 from models.training import FitResult
+from storage import shards
+from storage.names import UnsafeName, check_name, inside
 from storage.tracking import MlflowResource
+
+KEEP_OTHER_CONFIGS = 3  # checkpoint folders of other configs kept per asset and partition, newest first
+MAX_CHECKPOINT_AGE_S = 14 * 24 * 3600  # ... and only while written to in the last two weeks
 
 
 def profile_config(profiles: dict[str, Any], profile: str, seed: int, max_steps: int = 0) -> Any:
@@ -20,9 +29,47 @@ def profile_config(profiles: dict[str, Any], profile: str, seed: int, max_steps:
     return replace(cfg, max_steps=max_steps) if max_steps else cfg
 
 
-def checkpoint_dir(context: dg.AssetExecutionContext, home: HomeResource, *parts: str) -> str:
-    """Retries and re-executions of one run share the checkpoint directory, so they resume; a new run starts over."""
-    return os.path.join(home.home.checkpoints, *parts, context.run.root_run_id or context.run_id)
+def input_versions(context: dg.AssetExecutionContext, home: HomeResource) -> dict[str, str]:
+    """The data version of every upstream shard set the asset trains on: its own partition of a
+    dependency partitioned like it, every partition of the others."""
+    root, versions = home.home.datasets, {}
+    for dep in context.assets_def.get_asset_spec(context.asset_key).deps:
+        asset = dep.asset_key.to_user_string()
+        same = context.has_partition_key and dep.partition_mapping is None
+        for partition in [context.partition_key] if same else shards.list_partitions(root, asset):
+            manifest = shards.read_manifest(root, asset, partition)
+            if manifest is not None:
+                versions[f"{asset}/{partition}"] = manifest.version
+    return versions
+
+
+def config_key(cfg: Any, inputs: dict[str, str]) -> str:
+    """A name for one training setup: the model config (seed included) and the input data versions.
+    The step budget is left out, so a longer budget continues the same training."""
+    setup = {"config": {k: v for k, v in asdict(cfg).items() if k != "max_steps"}, "inputs": inputs}
+    return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@contextmanager
+def checkpoint_dir(context: dg.AssetExecutionContext, home: HomeResource, cfg: Any, *parts: str) -> Iterator[str]:
+    """The checkpoint folder of this asset, partition and config, held for this run until exit.
+
+    Any run with the same setup (a retry, a re-execution, the same command again) resumes from its
+    last checkpoint; another setup starts fresh. A second run of the same setup fails at once rather
+    than write the same checkpoint. On success only the final checkpoint stays; folders of other
+    setups beyond the newest few, or unused for two weeks, are removed.
+    """
+    with ExitStack() as held:
+        try:
+            names = [check_name(part, "checkpoint folder") for part in parts]
+            folder = inside(home.home.checkpoints, *names, config_key(cfg, input_versions(context, home)))
+            held.enter_context(locked_folder(folder))
+        except (CheckpointInUse, UnsafeName) as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
+        keep_only(folder)
+        prune_folders(folder.parent, folder.name, KEEP_OTHER_CONFIGS, MAX_CHECKPOINT_AGE_S)
+        yield str(folder)
+        keep_only(folder)
 
 
 def log_step(metrics: dict[str, float], step: int) -> None:

@@ -85,8 +85,9 @@ def train_and_register(
     missing = [d for d in datasets if shards.read_manifest(root, "event_sequences", d) is None]
     if missing:
         raise dg.Failure(f"event_sequences not materialized for {missing}: materialize those partitions first")
-    ckpt_dir = checkpoint_dir(context, home, "music_lm", training_set)
-    with tracking.run(context, run_name=f"music_lm-{training_set}") as run:
+    with checkpoint_dir(context, home, cfg, "music_lm", training_set) as ckpt_dir, tracking.run(
+        context, run_name=f"music_lm-{training_set}"
+    ) as run:
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets), "stratified": stratified})
         model, result = language_model.train_on(
             root, datasets, cfg, ckpt_dir, log_step, stratified, progress=sys.stderr.isatty()

@@ -68,8 +68,7 @@ def train_and_register(
     base = profile_config(dp.PROFILES, config.profile, config.seed, config.max_steps)
     cfg = training_sets.variant_config(base, len(performers), variant)
     name = ALIGNMENT if kind == "alignment" else SYNTHESIS
-    ckpt_dir = checkpoint_dir(context, home, name, variant)
-    with tracking.run(context, run_name=f"{name}-{variant}") as run:
+    with checkpoint_dir(context, home, cfg, name, variant) as ckpt_dir, tracking.run(context, run_name=f"{name}-{variant}") as run:
         model, result = dp.train(kind, cfg, train_clips, valid_clips, ckpt_dir, log_step, progress=sys.stderr.isatty())
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "train_clips": len(train_clips)})
         model_dir = os.path.join(ckpt_dir, "model")
@@ -113,8 +112,7 @@ def performance_vocoder(
     train, valid = clip_tables(home)
     train_audio, valid_audio = clip_audio(train), clip_audio(valid)
     cfg = profile_config(voc.PROFILES, config.profile, config.seed, config.max_steps)
-    ckpt_dir = checkpoint_dir(context, home, VOCODER)
-    with tracking.run(context, run_name=VOCODER) as run:
+    with checkpoint_dir(context, home, cfg, VOCODER) as ckpt_dir, tracking.run(context, run_name=VOCODER) as run:
         generator, result = voc.train_hifigan(cfg, train_audio, valid_audio, ckpt_dir, log_step, progress=sys.stderr.isatty())
         griffin_lim = voc.resynthesis_l1(valid_audio, voc.griffin_lim)
         mlflow.log_params({**asdict(cfg), "profile": config.profile})

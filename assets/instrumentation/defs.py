@@ -120,8 +120,9 @@ def part_separation_model(
     if not train_songs or not valid_songs:
         raise dg.Failure(f"{datasets} have {len(train_songs)} training and {len(valid_songs)} validation songs; need both")
     cfg = ps.configure(replace(profile_config(ps.PROFILES, config.profile, config.seed, config.max_steps), arch=arch), train_songs)
-    ckpt_dir = checkpoint_dir(context, home, "part_separation", arch)
-    with tracking.run(context, run_name=f"part_separation-{arch}") as run:
+    with checkpoint_dir(context, home, cfg, "part_separation", arch) as ckpt_dir, tracking.run(
+        context, run_name=f"part_separation-{arch}"
+    ) as run:
         model, result = ps.train(cfg, train_songs, valid_songs, ckpt_dir, log_step, progress=sys.stderr.isatty())
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets)})
         model_dir = os.path.join(ckpt_dir, "model")

@@ -116,8 +116,7 @@ def mmt_model(
     _, valid_seqs = mmt_data.read_sequences(root, datasets, "valid")
     if not train_seqs or not valid_seqs:
         raise dg.Failure(f"{datasets} have {len(train_seqs)} training and {len(valid_seqs)} validation songs; need both")
-    ckpt_dir = checkpoint_dir(context, home, "mmt")
-    with tracking.run(context, run_name="mmt") as run:
+    with checkpoint_dir(context, home, cfg, "mmt") as ckpt_dir, tracking.run(context, run_name="mmt") as run:
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets)})
         model, result = mmt.train(cfg, train_seqs, valid_seqs, ckpt_dir, log_step, progress=sys.stderr.isatty())
         mlflow.log_metrics({"best_val_loss": result.best_metric, "steps": result.steps})

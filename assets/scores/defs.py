@@ -8,6 +8,7 @@ import mlflow
 import pandas as pd
 from tqdm import tqdm
 
+from assets.core import incoming
 from assets.core.metadata import manifest_metadata, png_markdown, preview
 from assets.core.partitions import DATASETS
 from assets.core.plots import save_pngs
@@ -16,6 +17,7 @@ from assets.core.resources import HomeResource, QualityGates
 from assets.core.versions import code_version
 from assets.scores import checks, ingest, stats, tables
 from assets.scores.datasets import download, get_info, list_items
+from assets.scores.datasets.local import incoming_folder
 from storage import shards
 from storage.tracking import MlflowResource
 
@@ -24,17 +26,21 @@ GROUP = "scores"
 
 class ScoreFilesConfig(dg.Config):
     download: bool = False  # fetch a remote dataset first (otherwise it must have been downloaded)
+    claim: list[incoming.ClaimedFile] = []  # incoming files to move into the batch first (the sensor's claim)
 
 
 @dg.asset(partitions_def=DATASETS, group_name=GROUP, io_manager_key="shard_io")
 def score_files(context: dg.AssetExecutionContext, config: ScoreFilesConfig, home: HomeResource) -> pd.DataFrame:
     """The score files of one dataset: a music21-corpus collection, a downloaded or a local folder."""
     name, paths = context.partition_key, home.home
+    drops = os.path.join(paths.incoming, "scores")
+    refused = incoming.claim_step(context, config.claim, drops, incoming_folder(name, paths.raw)) if config.claim else []
     if config.download and get_info(name, paths.local_datasets).kind == "remote":
         download(name, paths.raw, progress=sys.stderr.isatty())
     frame = ingest.items_frame(list_items(name, paths.raw, paths.local_datasets))
     context.add_output_metadata(
         {"items": len(frame), "formats": dg.MetadataValue.json(frame["format"].value_counts().to_dict())}
+        | ({"claim_rejects": preview(rejects_table(refused))} if refused else {})
     )
     return frame
 
@@ -42,6 +48,8 @@ def score_files(context: dg.AssetExecutionContext, config: ScoreFilesConfig, hom
 class IngestConfig(dg.Config):
     resolution: int = 24
     max_file_mb: float = 50.0
+    max_notes_per_file: int = 2_000_000  # a file with more notes is a reject, so none can exhaust memory
+    parse_timeout_s: float = 120.0  # a parser running longer on one file is killed; the file is a reject
     workers: int = 0
     rows_per_shard: int = 250_000
 
@@ -74,10 +82,11 @@ def ingest_scores(
     items = ingest.frame_items(score_files)
     root, partition, version = home.home.datasets, context.partition_key, code_version(context)
     bar = tqdm(total=len(items), desc=f"ingest {partition}", unit="file", disable=None)
-    results = ingest.parse_all(
-        items, workers=config.workers or None, resolution=config.resolution,
-        max_bytes=int(config.max_file_mb * 1e6), on_result=bar.update,
+    limits = ingest.Limits(
+        resolution=config.resolution, max_bytes=int(config.max_file_mb * 1e6),
+        max_notes=config.max_notes_per_file, timeout_s=config.parse_timeout_s,
     )  # fmt: skip
+    results = ingest.parse_all(items, workers=config.workers or None, limits=limits, on_result=bar.update)
     with shards.ShardWriter(root, "notes", partition, tables.NOTES, rows_per_shard=config.rows_per_shard, code_version=version) as writer:
         songs, rejects = ingest.write_parsed(results, writer)
     bar.close()

@@ -2,26 +2,31 @@
 
 Parsing dominates ingestion time and is independent per file, so items go to a pool sized to
 the cores; results come back in item order so that re-running gives byte-identical shards.
-A failing item becomes a reject row instead of an exception; a worker that dies takes only
-its own item with it.
+A failing item becomes a reject row instead of an exception; a worker that dies, or that runs
+past the per-file time limit and is killed, takes only its own item with it.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
+import heapq
+import multiprocessing
 import os
+import re
 import signal
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from multiprocessing import connection
+from multiprocessing.connection import Connection
 
 import muspy
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from assets.core.processes import die_with_parent
 from assets.core.rejects import Reject
 from assets.scores import tables
 from assets.scores.datasets import ScoreItem
@@ -29,6 +34,7 @@ from assets.scores.readers import read_item
 from storage import shards
 
 DEFAULT_QPM = 120.0
+MAX_TEXT = 256  # characters kept of a title or part name: part names are repeated in every note row
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ def music_to_rows(music: muspy.Music, item: ScoreItem, sha256: str) -> Parsed:
         columns["duration"].append(arr[:, 1])
         columns["pitch"].append(np.clip(arr[:, 2], 0, 127).astype(np.int8))
         columns["velocity"].append(np.clip(arr[:, 3], 0, 127).astype(np.int8))
-        part_names.extend([track.name or ""] * n)
+        part_names.extend([_capped(track.name)] * n)
     if not part_names:
         raise ValueError("score has no notes")
     cols = {k: np.concatenate(v) for k, v in columns.items()}
@@ -106,7 +112,7 @@ def music_to_rows(music: muspy.Music, item: ScoreItem, sha256: str) -> Parsed:
         "song": item.item_id,
         "source_path": item.path,
         "sha256": sha256,
-        "title": music.metadata.title or "",
+        "title": _capped(music.metadata.title),
         "resolution": res,
         "initial_tempo": float(qpms[np.argmin(tempo_times)]) if len(qpms) else DEFAULT_QPM,
         "tempos": [{"time": int(t.time), "qpm": float(t.qpm)} for t in music.tempos],
@@ -125,6 +131,10 @@ def music_to_rows(music: muspy.Music, item: ScoreItem, sha256: str) -> Parsed:
     return Parsed(song=song, notes=notes)
 
 
+def _capped(text: str | None) -> str:
+    return (text or "")[:MAX_TEXT]
+
+
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -133,10 +143,20 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def parse_item(item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000) -> Parsed | Reject:
+@dataclass(frozen=True)
+class Limits:
+    """What one file may cost: parse time, bytes on disk and notes, so no crafted file holds a batch."""
+
+    resolution: int = 24
+    max_bytes: int = 50_000_000
+    max_notes: int = 2_000_000
+    timeout_s: float = 120.0
+
+
+def parse_item(item: ScoreItem, limits: Limits = Limits()) -> Parsed | Reject:
     """Never raises: whatever goes wrong with one file is that file's reject row."""
     try:
-        music = read_item(item, resolution=resolution, max_bytes=max_bytes)
+        music = read_item(item, resolution=limits.resolution, max_bytes=limits.max_bytes, max_notes=limits.max_notes)
     except Exception as error:  # noqa: BLE001 - any failure of one file is recorded, not raised
         return _reject(item, getattr(error, "stage", "read"), error)
     try:
@@ -145,9 +165,18 @@ def parse_item(item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_00
         return _reject(item, "convert", error)
 
 
+MAX_REASON = 500
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]")
+
+
 def _reject(item: ScoreItem, stage: str, error: BaseException) -> Reject:
+    """Parsers quote what they choke on, so a reason is cut short and stripped of control bytes:
+    enough to tell what failed, never a file's content verbatim."""
     error_type = getattr(error, "error_type", type(error).__name__)
-    return Reject(item.dataset, item.item_id, stage, error_type, str(error)[:2000] or repr(error))
+    reason = _UNPRINTABLE.sub("?", str(error) or repr(error))
+    if len(reason) > MAX_REASON:
+        reason = reason[:MAX_REASON] + f"... ({len(reason) - MAX_REASON} more characters)"
+    return Reject(item.dataset, item.item_id, stage, error_type, reason)
 
 
 def default_workers() -> int:
@@ -157,64 +186,137 @@ def default_workers() -> int:
 def parse_all(
     items: Sequence[ScoreItem],
     workers: int | None = None,
-    resolution: int = 24,
-    max_bytes: int = 50_000_000,
+    limits: Limits = Limits(),
     on_result: Callable[[], None] | None = None,
 ) -> Iterator[Parsed | Reject]:
-    """Results in item order. With one worker everything runs in-process (no pickling)."""
-    workers = workers or default_workers()
-    if workers <= 1:
-        for item in items:
-            yield parse_item(item, resolution, max_bytes)
-            if on_result:
-                on_result()
-        return
-    done = 0
-    while done < len(items):
-        try:
-            with worker_pool(workers) as pool:
-                chunk = max(1, min(16, (len(items) - done) // (workers * 8)))
-                args = items[done:]
-                for result in pool.map(parse_item, args, [resolution] * len(args), [max_bytes] * len(args), chunksize=chunk):
-                    done += 1
-                    yield result
-                    if on_result:
-                        on_result()
-        except BrokenProcessPool:
-            # The next item killed its worker (or shares a chunk with the one that did): isolate it.
-            yield _isolated(items[done], resolution, max_bytes)
-            done += 1
-            if on_result:
-                on_result()
-
-
-PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
-
-
-def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool whose workers die with the process that started them, even by kill -9, so a killed run
-    never leaves parsers holding their memory."""
-    return ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies (Linux; elsewhere nothing), and
-    exit at once if ``parent`` already died before the request took effect."""
+    """Results in item order, each file parsed in a worker process that is killed when the file
+    passes ``limits.timeout_s`` or that may die on it, without losing the other files."""
+    pool = _Pool(workers or default_workers(), limits)
     try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(1)
+        yield from pool.results(items, on_result)
+    finally:
+        pool.close()
 
 
-def _isolated(item: ScoreItem, resolution: int, max_bytes: int) -> Parsed | Reject:
-    try:
-        with worker_pool(1) as pool:
-            return pool.submit(parse_item, item, resolution, max_bytes).result()
-    except BrokenProcessPool as error:
-        return Reject(item.dataset, item.item_id, "read", "WorkerCrashed", f"the parser process died: {error}")
+IN_FLIGHT = 2  # items queued per worker, so a worker never waits for the parent between items
+REORDER = 8  # items a worker may run ahead of the oldest unfinished one: bounds buffered results
+
+
+def _serve(conn: Connection, parent: int, limits: Limits) -> None:
+    """A worker's loop: (index, item) in, (index, result) out, until the parent sends None."""
+    die_with_parent(parent)
+    while (job := conn.recv()) is not None:
+        index, item = job
+        conn.send((index, parse_item(item, limits)))
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    queue: deque[int] = field(default_factory=deque)  # indexes sent, oldest (the one running) first
+    since: float = 0.0  # when the oldest queued item started
+    hung_up: bool = False  # its pipe closed: the process is gone or going
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+class _Pool:
+    """Worker processes the parent can kill one at a time, which ProcessPoolExecutor cannot.
+
+    Forked, so a replacement starts in milliseconds with music21 already imported, and workers die
+    with the parent even when it is killed with kill -9.
+    """
+
+    def __init__(self, size: int, limits: Limits):
+        self.limits = limits
+        self.context = multiprocessing.get_context("fork")
+        self.workers = [self._start() for _ in range(size)]
+
+    def _start(self) -> _Worker:
+        parent_end, child_end = self.context.Pipe()
+        process = self.context.Process(target=_serve, args=(child_end, os.getpid(), self.limits), daemon=True)
+        process.start()
+        child_end.close()
+        return _Worker(process, parent_end)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def results(self, items: Sequence[ScoreItem], on_result: Callable[[], None] | None) -> Iterator[Parsed | Reject]:
+        pending = list(range(len(items)))  # a heap: the lowest index is dispatched first
+        done: dict[int, Parsed | Reject] = {}
+        emitted = 0
+        while emitted < len(items):
+            self._dispatch(items, pending, emitted + REORDER * len(self.workers))
+            done.update(self._collect())
+            for position, worker in enumerate(self.workers):
+                if self._lost(worker):
+                    done.update(self._replace(position, items, pending))
+            while emitted in done:
+                yield done.pop(emitted)
+                emitted += 1
+                if on_result:
+                    on_result()
+
+    def _dispatch(self, items: Sequence[ScoreItem], pending: list[int], horizon: int) -> None:
+        for worker in self.workers:
+            while len(worker.queue) < IN_FLIGHT and pending and pending[0] < horizon:
+                index = heapq.heappop(pending)
+                if not worker.queue:
+                    worker.since = time.monotonic()
+                worker.queue.append(index)
+                worker.conn.send((index, items[index]))
+
+    def _collect(self) -> Iterator[tuple[int, Parsed | Reject]]:
+        """Results that arrive before the earliest deadline of a running item."""
+        busy = [w for w in self.workers if w.queue]
+        deadline = min(w.since for w in busy) + self.limits.timeout_s
+        ready = connection.wait([w.conn for w in busy], timeout=max(0.0, deadline - time.monotonic()))
+        for worker in busy:
+            while worker.conn in ready and worker.queue and worker.conn.poll():
+                try:
+                    index, result = worker.conn.recv()
+                except (EOFError, OSError):
+                    worker.hung_up = True
+                    break
+                worker.queue.popleft()
+                worker.since = time.monotonic()
+                yield index, result
+
+    def _lost(self, worker: _Worker) -> bool:
+        """Dead, or running one item for longer than the limit."""
+        overdue = bool(worker.queue) and time.monotonic() - worker.since >= self.limits.timeout_s
+        return worker.hung_up or overdue or not worker.process.is_alive()
+
+    def _replace(self, position: int, items: Sequence[ScoreItem], pending: list[int]) -> dict[int, Reject]:
+        """Kill and replace a lost worker: its running item becomes a reject and the items queued
+        behind it go back to the pending ones."""
+        worker = self.workers[position]
+        crashed = worker.hung_up or not worker.process.is_alive()
+        worker.stop()
+        self.workers[position] = self._start()
+        if not worker.queue:
+            return {}
+        index, *queued = worker.queue
+        for other in queued:
+            heapq.heappush(pending, other)
+        item = items[index]
+        if crashed:
+            return {index: Reject(item.dataset, item.item_id, "parse", "WorkerCrashed", _death(worker.process.exitcode))}
+        reason = f"parsing took longer than the limit of {self.limits.timeout_s:g} s; the parser was killed"
+        return {index: Reject(item.dataset, item.item_id, "parse", "ParseTimeout", reason)}
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"the parser process died (killed by {signal.Signals(-exitcode).name})"
+    return f"the parser process died (exit code {exitcode})"
+
 
 ITEM_COLUMNS = ["dataset", "item_id", "path", "format", "number"]
 

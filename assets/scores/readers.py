@@ -3,7 +3,8 @@
 Every failure is a RejectError carrying the stage it failed at ("file", "format",
 "parse", "content") and an error type, so the ingestion records it as a reject
 instead of crashing the partition. Files are checked with stat before any byte is
-read, so a huge or unreadable file costs nothing.
+read, so a huge or unreadable file costs nothing, and XML is checked for entity
+declarations before a parser expands them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from xml.etree import ElementTree
+from xml.parsers import expat
 
 import music21
 import muspy
@@ -38,13 +41,21 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def read_item(item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000) -> muspy.Music:
+# Formats read by XML parsers (MEI, read by music21, is XML too).
+XML_FORMATS = frozenset({"musicxml", "music21"})
+
+
+def read_item(
+    item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000, max_notes: int = 2_000_000
+) -> muspy.Music:
     """Parse `item` into muspy at `resolution` ticks per quarter; raises RejectError."""
     path = Path(item.path)
     check_file(path, max_bytes)
     parser = PARSERS.get(item.format)
     if parser is None:
         raise RejectError("format", "UnsupportedFormat", f"unsupported file type {path.suffix or '(none)'}: {path}")
+    if item.format in XML_FORMATS:
+        check_xml(path, max_bytes)
     try:
         music = parser(item, resolution)
     except RejectError:
@@ -55,16 +66,22 @@ def read_item(item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000
     music.metadata = music.metadata or muspy.Metadata()
     music.metadata.source_filename = path.name
     music.metadata.source_format = item.format
-    if not any(track.notes for track in music.tracks):
+    notes = sum(len(track.notes) for track in music.tracks)
+    if not notes:
         raise RejectError("content", "EmptyScore", f"{item.item_id} holds no notes")
+    if notes > max_notes:
+        raise RejectError("content", "TooManyNotes", f"{item.item_id} holds {notes} notes, more than the limit of {max_notes}")
     return music
 
 
 def check_file(path: Path, max_bytes: int) -> None:
-    """Existence, type, read permission and size, from stat alone.
+    """Not a symlink, existence, type, read permission for this process and size, from stat alone.
 
-    A file without read bits counts as unreadable even for root, which could read it anyway.
+    Listings resolve every symlink whose target lies inside its dataset folder, so a path that is
+    still a symlink is one they refused: its target is never opened.
     """
+    if path.is_symlink():
+        raise RejectError("file", "SymlinkOutsideDataset", f"symlink points outside the dataset folder: {path}")
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -73,12 +90,57 @@ def check_file(path: Path, max_bytes: int) -> None:
         raise RejectError("file", type(error).__name__, f"cannot stat {path}: {error}") from error
     if not stat.S_ISREG(st.st_mode):
         raise RejectError("file", "NotARegularFile", f"not a regular file: {path}")
-    if not st.st_mode & 0o444 or not os.access(path, os.R_OK):
+    if not os.access(path, os.R_OK):
         raise RejectError("file", "PermissionError", f"no read permission: {path}")
     if st.st_size == 0:
         raise RejectError("file", "EmptyFile", f"empty file: {path}")
     if st.st_size > max_bytes:
         raise RejectError("file", "FileTooLarge", f"file too large: {path} has {st.st_size} bytes > {max_bytes}")
+
+
+class _RootElement(Exception):
+    """The root element began: no entity can be declared after it."""
+
+
+def check_xml(path: Path, max_bytes: int) -> None:
+    """Refuse XML (plain or zipped .mxl) that declares entities, before muspy or music21 parse it.
+
+    Entities expand within expat's amplification guard into text that the readers copy into
+    every note; real MusicXML never declares any (its DOCTYPE only names the public DTD). Zip
+    members are also held to ``max_bytes`` uncompressed, which zipfile enforces while reading.
+    """
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as f:
+            _refuse_entities(f, path.name)
+        return
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.file_size > max_bytes:
+                raise RejectError(
+                    "file", "FileTooLarge", f"{path}: member {info.filename!r} has {info.file_size} bytes > {max_bytes}"
+                )
+            if not info.is_dir() and info.filename.lower().endswith((".xml", ".musicxml")):
+                with archive.open(info) as member:
+                    _refuse_entities(member, f"{path.name}:{info.filename}")
+
+
+def _refuse_entities(stream: IO[bytes], where: str) -> None:
+    """Scan the prolog with expat; a file that is not well-formed is left to the parsers to report."""
+
+    def declared(*_: object) -> None:
+        raise RejectError("parse", "XMLEntities", f"{where} declares XML entities; refused before parsing")
+
+    def root(*_: object) -> None:
+        raise _RootElement
+
+    parser = expat.ParserCreate()
+    parser.EntityDeclHandler = declared
+    parser.UnparsedEntityDeclHandler = declared
+    parser.StartElementHandler = root
+    try:
+        parser.ParseFile(stream)
+    except (_RootElement, expat.ExpatError):
+        return
 
 
 _MTHD = struct.Struct(">4sIHHH")  # "MThd", header length, format, track count, division

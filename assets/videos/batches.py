@@ -10,6 +10,7 @@ from typing import Any
 from assets.core.audio import MediaError
 from assets.core.rejects import Reject
 from assets.videos import media, sources, synthetic
+from storage.names import check_name, inside
 
 SYNTHETIC = "synthetic"
 
@@ -19,8 +20,9 @@ class UnknownSource(ValueError):
 
 
 def batch_folder(raw_dir: str, batch: str) -> Path:
-    """Where a batch's own files live: claimed incoming videos, or the synthetic set made for it."""
-    return Path(raw_dir) / "videos" / "batches" / batch
+    """Where a batch's own files live: claimed incoming videos, or the synthetic set made for it.
+    The batch is a partition key, so UnsafeName unless it is a plain name inside the batches folder."""
+    return inside(Path(raw_dir) / "videos" / "batches", check_name(batch, "video batch"))
 
 
 def read_source(source: str, folder: Path, per_instrument: int, seed: int, seconds: float) -> list[sources.Video]:

@@ -12,7 +12,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.core import stages
+from assets.core import incoming, stages
 from assets.core.metadata import manifest_metadata, png_markdown, preview
 from assets.core.partitions import VIDEO_BATCHES
 from assets.core.resources import HomeResource
@@ -22,6 +22,7 @@ from assets.videos import batches, media, sources, tables
 from assets.videos.batches import SYNTHETIC
 from models import clip_embed
 from storage import shards
+from storage.names import UnsafeName
 
 GROUP = "videos"
 
@@ -46,7 +47,10 @@ class VideosConfig(dg.Config):
     seconds: float = 10.0  # synthetic only
     seed: int = 0
     retries: int = 3
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # per socket read
+    deadline_s: float = 600.0  # per download, retries included
+    max_parallel: int = 4  # downloads at once
+    claim: list[incoming.ClaimedFile] = []  # incoming files to move into the batch first (the sensor's claim)
 
 
 @dg.multi_asset(
@@ -59,20 +63,23 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, home: HomeRe
     with a corrupt container is a reject."""
     require("ffmpeg", *(("fluidsynth", "musescore-general-soundfont-small") if config.source == SYNTHETIC else ()))
     batch = context.partition_key
+    drops = str(Path(home.home.incoming) / "videos")
+    refused = incoming.claim_step(context, config.claim, drops, batch_folder(home, batch)) if config.claim else []
     try:
         listed = batches.read_source(config.source, batch_folder(home, batch), config.per_instrument, config.seed, config.seconds)
-    except batches.UnknownSource as exc:
+    except (batches.UnknownSource, UnsafeName) as exc:
         raise dg.Failure(str(exc)) from exc
     found, invalid = sources.usable(listed)
     paths, rejects = sources.download(
-        found, Path(home.home.raw) / "videos" / "downloads", retries=config.retries, timeout=config.timeout_s
-    )
+        found, Path(home.home.raw) / "videos" / "downloads", retries=config.retries, timeout=config.timeout_s,
+        deadline=config.deadline_s, max_parallel=config.max_parallel,
+    )  # fmt: skip
     rows, unreadable = batches.probe_videos(found, paths, sources.assign_splits(found, config.seed), batch)
     table = pa.Table.from_pylist(rows, schema=tables.VIDEOS)
     metadata = {"source": config.source or str(batch_folder(home, batch)), "in_manifest": len(listed)}
     if rows:
         metadata["preview"] = preview(table.drop_columns(["path"]))
-    yield from stages.write_with_rejects(context, home, "videos", table, invalid + rejects + unreadable, metadata)
+    yield from stages.write_with_rejects(context, home, "videos", table, refused + invalid + rejects + unreadable, metadata)
 
 
 @dg.multi_asset(

@@ -15,13 +15,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
-from assets.core.downloads import FETCH_ERRORS, fetch, reason
+from assets.core.downloads import fetch_all, reason
 from assets.core.rejects import Reject
 
 DATASET = "video"
-ARCHIVE_FILE = "download-archive.txt"
 VGGSOUND_SECONDS = 10.0
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"})
 
@@ -179,26 +177,21 @@ def local_folder(path: str | Path) -> list[Video]:
     return [Video(id=p.stem, url=None, path=str(p)) for p in files]
 
 
-def _source_name(url: str) -> str:
-    """The download's file stem: the YouTube id of a watch URL, else the URL's file name."""
-    parsed = urlparse(url)
-    return parse_qs(parsed.query).get("v", [""])[0] or Path(parsed.path).stem or parsed.hostname or "video"
-
-
 def download(
     videos: Sequence[Video],
     raw_dir: str | Path,
     retries: int = 3,
     backoff: float = 2.0,
     timeout: float = 30.0,
+    deadline: float = 600.0,
+    max_parallel: int = 4,
 ) -> tuple[dict[str, Path], list[Reject]]:
     """Video file of each clip: its local file when present, else its URL fetched into ``raw_dir``.
 
-    Clips sharing one URL share one download (``raw_dir/<youtube id or file name>.<ext>``).
-    Returns paths by video id and one reject row per video that could not be fetched.
+    Clips sharing one URL share one download (``raw_dir/<hash of the URL>.<ext>``), and up to
+    ``max_parallel`` URLs are fetched at once, each within ``deadline`` seconds. Returns paths by
+    video id and one reject row per video that could not be fetched, in manifest order.
     """
-    raw_dir = Path(raw_dir)
-    raw_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     rejects: list[Reject] = []
     by_url: dict[str | None, list[Video]] = {}
@@ -209,12 +202,12 @@ def download(
             rejects.append(reject(video, "download", FileNotFoundError(f"{video.path} does not exist")))
         else:
             by_url.setdefault(video.url, []).append(video)
-    for url, group in by_url.items():
-        try:
-            stem = raw_dir / _source_name(url or "")
-            path = fetch(url, stem, raw_dir / ARCHIVE_FILE, retries, backoff, timeout, format=VIDEO_FORMAT)
-        except FETCH_ERRORS as exc:
-            rejects.extend(reject(v, "download", exc) for v in group)
-            continue
-        paths.update((v.id, path) for v in group)
+    fetched = fetch_all(
+        list(by_url), raw_dir, max_parallel, retries, backoff, timeout, deadline, format=VIDEO_FORMAT
+    )
+    for group, outcome in zip(by_url.values(), fetched, strict=True):
+        if isinstance(outcome, Path):
+            paths.update((v.id, outcome) for v in group)
+        else:
+            rejects.extend(reject(v, "download", outcome) for v in group)
     return paths, rejects

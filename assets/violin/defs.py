@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from assets.core import stages
 from assets.core.metadata import manifest_metadata, png_markdown, preview
-from assets.core.partitions import RECORDINGS
+from assets.core.partitions import RECORDINGS, add_partitions
 from assets.core.rejects import reject_rate
 from assets.core.resources import HomeResource, QualityGates
 from assets.core.stages import read_shards, require
@@ -56,18 +56,18 @@ class RecordingsConfig(dg.Config):
 @dg.asset(group_name=GROUP, io_manager_key="shard_io")
 def recordings(context: dg.AssetExecutionContext, config: RecordingsConfig, home: HomeResource) -> pa.Table:
     """Every recording read so far, one row per movement; each manifest adds (or updates) its rows and
-    one `recordings` partition per recording, so a partition always finds its row."""
+    one `recordings` partition per recording, so a partition always finds its row. A row whose names
+    are not plain (they name partitions and files) gets neither and is listed under `rejected`."""
     try:
         found, folder = manifests.read_recordings(config.manifest, home.home.raw, config.download)
     except manifests.UnknownManifest as exc:
         raise dg.Failure(str(exc)) from exc
+    found, unusable = sources.usable(found)
     published = manifests.published_alignments(folder, found)
     root = home.home.datasets
     kept = shards.read_table(root, "recordings", UNPARTITIONED) if shards.read_manifest(root, "recordings", UNPARTITIONED) else None
     table = tables.merge_recordings(kept, tables.recordings_table(found, published, config.manifest))
-    known = set(context.instance.get_dynamic_partitions(RECORDINGS.name))
-    added = [r.id for r in found if r.id not in known]
-    context.instance.add_dynamic_partitions(RECORDINGS.name, added)
+    added = add_partitions(context.instance, RECORDINGS, [r.id for r in found])
     context.add_output_metadata(
         {
             "manifest": config.manifest,
@@ -75,6 +75,8 @@ def recordings(context: dg.AssetExecutionContext, config: RecordingsConfig, home
             "partitions_added": len(added),
             "local_audio": sum(r.path is not None for r in found),
             "with_published_alignment": sum(p.path is not None for p in published.values()),
+            "rejects": len(unusable),
+            "rejected": dg.MetadataValue.json({r.item: r.message for r in unusable}),
             "preview": preview(table.select(["id", "performer", "work", "movement", "start", "end", "manifest"])),
         }
     )
@@ -83,7 +85,8 @@ def recordings(context: dg.AssetExecutionContext, config: RecordingsConfig, home
 
 class AudioConfig(dg.Config):
     retries: int = 3
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # per socket read
+    deadline_s: float = 600.0  # per download, retries included
 
 
 @dg.multi_asset(
@@ -98,8 +101,9 @@ def recording_audio(
     require("ffmpeg")
     recording, _ = recording_of(home, context.partition_key)
     paths, rejects = sources.download(
-        [recording], Path(home.home.raw) / sources.DATASET, retries=config.retries, timeout=config.timeout_s
-    )
+        [recording], Path(home.home.raw) / sources.DATASET, retries=config.retries, timeout=config.timeout_s,
+        deadline=config.deadline_s,
+    )  # fmt: skip
     table = tables.AUDIO.empty_table()
     if not rejects:
         try:

@@ -9,14 +9,11 @@ errors or come back as ``Reject`` rows, so one bad recording never stops a parti
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import os
 import re
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,15 +22,16 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from assets.core import http
 from assets.core.audio import MediaError, decode_audio
-from assets.core.downloads import FETCH_ERRORS, fetch, reason
+from assets.core.downloads import fetch_all, reason
 from assets.core.rejects import Reject
 from storage.home import REPO_ROOT
+from storage.names import UnsafeName, check_name, inside
 
 DATASET = "bach-violin"
 SAMPLE_NAME = "bach-violin-sample"
 SAMPLE_RATE = 16_000
-ARCHIVE_FILE = "download-archive.txt"
 
 # The v1.0 release (Dong et al., ICASSP 2022), mirrored on GitHub and Zenodo. No checksum is
 # published: with RELEASE_SHA256 None the first download records its digest next to the archive
@@ -81,6 +79,7 @@ class Recording:
     collection: str
     source_filename: str
     license: str
+    invalid: str | None = None  # why the manifest row cannot be used; :func:`usable` makes it a reject
 
     @property
     def seconds(self) -> float:
@@ -96,6 +95,13 @@ class Recording:
 def reject(recording: Recording, stage: str, error: Exception) -> Reject:
     """The reject row of a recording that failed at ``stage``; the error's type names the failure."""
     return Reject(DATASET, recording.id, stage, type(error).__name__, reason(error))
+
+
+def usable(recordings: Sequence[Recording]) -> tuple[list[Recording], list[Reject]]:
+    """The recordings whose manifest row can be used, and a ``manifest`` reject for each other one."""
+    ok = [r for r in recordings if r.invalid is None]
+    bad = [Reject(DATASET, r.id, "manifest", "UnsafeName", r.invalid) for r in recordings if r.invalid is not None]
+    return ok, bad
 
 
 def shared_data_dir() -> Path:
@@ -125,6 +131,32 @@ def _first_file(*candidates: Path) -> str | None:
     return next((str(p) for p in candidates if p.is_file()), None)
 
 
+# The info.csv columns that name files, folders or partitions, with how a refusal calls them.
+NAME_COLUMNS = {
+    "filename": "recording id", "collection": "collection", "source_filename": "source file", "work": "work",
+    "score_filename": "score",
+}  # fmt: skip
+
+
+def _local_files(
+    row: dict[str, str], audio_dir: str | Path | None, score_dir: str | Path | None
+) -> tuple[str | None, Path | None, str | None]:
+    """The row's audio, collection LICENSE and score where present (None where not); UnsafeName
+    when a name is not plain or a file it names resolves outside its folder."""
+    for column, what in NAME_COLUMNS.items():
+        check_name(row[column], f"{what} ({column})")
+    path = license_file = score_path = None
+    if audio_dir is not None:
+        collection, source = row["collection"], row["source_filename"]
+        path = _first_file(inside(audio_dir, collection, source), inside(audio_dir, source))
+        found = _first_file(inside(audio_dir, collection, "LICENSE"), inside(audio_dir, "LICENSE"))
+        license_file = Path(found) if found else None
+    if score_dir is not None:
+        name = row["score_filename"] + ".mxl"
+        score_path = _first_file(inside(score_dir, row["work"].lower(), name), inside(score_dir, name))
+    return path, license_file, score_path
+
+
 def _versioned_license(name: str, license_file: Path | None) -> str:
     """audio.csv says "CC BY"; the collection's LICENSE file says which version ("CC BY 3.0")."""
     if license_file is None or not name or name == "-":
@@ -143,7 +175,8 @@ def read_manifest(
 
     Audio and scores are looked up in the release layout (``audio/<collection>/<file>``,
     ``scores/<work>/<score>.mxl``) and in a flat one; what is not found stays None (audio then
-    comes from the URL).
+    comes from the URL). A row whose id, collection, work or file names are not plain names, or
+    name a file outside its folder, is kept marked ``invalid``, so it becomes a reject.
     """
     sources = {row["filename"]: row for row in _read_csv(audio_csv)}
     recordings = []
@@ -153,15 +186,11 @@ def read_manifest(
             raise ValueError(
                 f"{info_csv}: {row['filename']} names {row['source_filename']}, which is not in {audio_csv}"
             )
-        path = license_file = score_path = None
-        if audio_dir is not None:
-            folder, flat = Path(audio_dir) / row["collection"], Path(audio_dir)
-            path = _first_file(folder / row["source_filename"], flat / row["source_filename"])
-            found = _first_file(folder / "LICENSE", flat / "LICENSE")
-            license_file = Path(found) if found else None
-        if score_dir is not None:
-            name = row["score_filename"] + ".mxl"
-            score_path = _first_file(Path(score_dir) / row["work"].lower() / name, Path(score_dir) / name)
+        invalid = None
+        try:
+            path, license_file, score_path = _local_files(row, audio_dir, score_dir)
+        except UnsafeName as exc:
+            (path, license_file, score_path), invalid = (None, None, None), str(exc)
         recordings.append(
             Recording(
                 id=row["filename"],
@@ -181,6 +210,7 @@ def read_manifest(
                 collection=row["collection"],
                 source_filename=row["source_filename"],
                 license=_versioned_license(source["license"], license_file),
+                invalid=invalid,
             )
         )
     return recordings
@@ -201,16 +231,6 @@ def release_dir(root: Path) -> Path | None:
     candidates = [root / "info.csv", *sorted(root.glob("*/info.csv")), *sorted(root.glob("*/*/info.csv"))]
     visible = (p for p in candidates if not any(part.startswith(".") for part in p.relative_to(root).parts))
     return next((p.parent for p in visible if p.is_file()), None)
-
-
-def _fetch(url: str, dest: Path, timeout: float) -> str:
-    """Stream ``url`` into ``dest``; returns the sha256 of what was written."""
-    digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
-        while chunk := response.read(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
 
 
 def _extract(archive: Path, root: Path) -> None:
@@ -234,12 +254,14 @@ def bach_violin_release(
     urls: Sequence[str] = RELEASE_URLS,
     sha256: str | None = RELEASE_SHA256,
     timeout: float = 60.0,
+    deadline: float = 3600.0,
 ) -> list[Recording]:
     """The full dataset's manifest (105 movements) from its release unpacked under ``root``.
 
     Nothing is fetched unless ``download`` is True; then the archive is fetched from the first
     mirror that answers, checked against ``sha256`` (or, when no checksum is known, against the
-    digest recorded by the first download) and unpacked.
+    digest recorded by the first download) and unpacked. ``timeout`` bounds each socket read and
+    ``deadline`` each mirror's whole download.
     """
     root = Path(root)
     data = release_dir(root) if root.is_dir() else None
@@ -250,39 +272,39 @@ def bach_violin_release(
                 f"or fetch {RELEASE_FILE} from {urls[0]} and unzip it there"
             )
         root.mkdir(parents=True, exist_ok=True)
-        _extract(_download_release(root, urls, sha256, timeout), root)
+        _extract(_download_release(root, urls, sha256, timeout, deadline), root)
         data = release_dir(root)
         if data is None:
             raise ReleaseUnavailable(f"{RELEASE_FILE} unpacked under {root} but holds no info.csv")
     return read_manifest(data / "info.csv", data / "audio.csv", data / "audio", data / "scores")
 
 
-def _download_release(root: Path, urls: Sequence[str], sha256: str | None, timeout: float) -> Path:
+def _download_release(root: Path, urls: Sequence[str], sha256: str | None, timeout: float, deadline: float) -> Path:
+    """The archive from the first mirror that answers, kept only once its checksum holds."""
     archive = root / RELEASE_FILE
     record = root / f"{RELEASE_FILE}.sha256"
     expected = sha256 or (record.read_text().split()[0] if record.is_file() else None)
-    partial = archive.with_suffix(".part")
+    unverified = root / f"{RELEASE_FILE}.unverified"
     errors = []
     for url in urls:
         try:
-            actual = _fetch(url, partial, timeout)
+            actual = http.download(url, unverified, timeout=timeout, deadline=deadline)
             break
-        except (urllib.error.URLError, OSError) as exc:
-            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+        except (http.DownloadError, http.UnsupportedURL) as exc:
+            errors.append(str(exc))
     else:
-        partial.unlink(missing_ok=True)
         raise ReleaseUnavailable(
             "could not download the Bach Violin Dataset (is this machine offline?) - "
             + "; ".join(errors)
             + f". Fetch {RELEASE_FILE} by hand and unzip it into {root}."
         )
     if expected is not None and actual != expected:
-        partial.unlink()
+        unverified.unlink()
         raise ChecksumMismatch(f"{RELEASE_FILE} from {url} has sha256 {actual}, expected {expected}")
     if expected is None:
         record.write_text(f"{actual}  {RELEASE_FILE}\n")
         log.warning("no published checksum for %s: recorded sha256 %s in %s", RELEASE_FILE, actual, record)
-    partial.rename(archive)
+    unverified.replace(archive)
     return archive
 
 
@@ -292,30 +314,29 @@ def download(
     retries: int = 3,
     backoff: float = 2.0,
     timeout: float = 30.0,
+    deadline: float = 600.0,
+    max_parallel: int = 4,
 ) -> tuple[dict[str, Path], list[Reject]]:
     """Audio file of each recording: its local file when present, else its URL fetched into ``raw_dir``.
 
-    Movements sharing one source file share one download (``raw_dir/<collection>/<source>.<ext>``).
-    Returns paths by recording id and one reject row per recording that could not be fetched.
+    Movements sharing one URL share one download (``raw_dir/<hash of the URL>.<ext>``), and up to
+    ``max_parallel`` URLs are fetched at once, each within ``deadline`` seconds. Returns paths by
+    recording id and one reject row per recording that could not be fetched, in manifest order.
     """
-    raw_dir = Path(raw_dir)
-    raw_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    rejects: list[Reject] = []
-    by_source: dict[tuple[str, str, str | None], list[Recording]] = {}
+    by_url: dict[str | None, list[Recording]] = {}
     for recording in recordings:
         if recording.path is not None and Path(recording.path).is_file():
             paths[recording.id] = Path(recording.path)
         else:
-            by_source.setdefault((recording.collection, recording.source_filename, recording.url), []).append(recording)
-    for (collection, source, url), group in by_source.items():
-        stem = raw_dir / collection / Path(source).stem
-        try:
-            path = fetch(url, stem, raw_dir / ARCHIVE_FILE, retries, backoff, timeout)
-        except FETCH_ERRORS as exc:
-            rejects.extend(reject(r, "download", exc) for r in group)
-            continue
-        paths.update((r.id, path) for r in group)
+            by_url.setdefault(recording.url, []).append(recording)
+    rejects: list[Reject] = []
+    fetched = fetch_all(list(by_url), raw_dir, max_parallel, retries, backoff, timeout, deadline)
+    for group, outcome in zip(by_url.values(), fetched, strict=True):
+        if isinstance(outcome, Path):
+            paths.update((r.id, outcome) for r in group)
+        else:
+            rejects.extend(reject(r, "download", outcome) for r in group)
     return paths, rejects
 
 

@@ -9,6 +9,7 @@ from storage.home import BatonHome
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from assets.core.partitions import DATASETS, add_partitions
     from pipelines.definitions import build_defs
     from pipelines.experiments import QUIET
     from storage import shards
@@ -19,8 +20,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     results = {}
     with instance_for(home) as instance:
         job = build_defs(home).resolve_job_def("score_notes_job")
-        known = set(instance.get_dynamic_partitions("datasets"))
-        instance.add_dynamic_partitions("datasets", [d for d in args.datasets if d not in known])
+        add_partitions(instance, DATASETS, args.datasets)
         for dataset in args.datasets:
             print(f"== {dataset}: score files -> songs, notes, rejects", flush=True)
             result = job.execute_in_process(instance=instance, partition_key=dataset, run_config=config, raise_on_error=False)

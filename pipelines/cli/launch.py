@@ -21,11 +21,16 @@ class UsageError(Exception):
 
 
 def instance_for(home: BatonHome) -> dg.DagsterInstance:
-    """The persistent Dagster instance under <home>/dagster, the same one `baton ui` shows."""
+    """The persistent Dagster instance under <home>/dagster, the same one `baton ui` shows, with runs
+    whose worker was killed marked failed, so the same command can re-execute them."""
     import dagster as dg
 
+    from storage.run_worker import fail_dead_runs
+
     os.environ["DAGSTER_HOME"] = home.dagster
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    fail_dead_runs(instance)
+    return instance
 
 
 def experiment_job(branch: str, root: str) -> dg.JobDefinition:

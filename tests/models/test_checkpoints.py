@@ -1,5 +1,9 @@
 import os
 import random
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -7,11 +11,15 @@ import torch
 
 from models.checkpoints import (
     Checkpoint,
+    CheckpointInUse,
     UnsafeModelFile,
     atomic_save,
     capture_rng_state,
+    keep_only,
     load_checkpoint,
     load_weights,
+    locked_folder,
+    prune_folders,
     restore_rng_state,
     save_checkpoint,
     save_weights,
@@ -132,3 +140,60 @@ def test_a_pickle_with_code_is_refused_naming_the_file_and_never_run(tmp_path):
     with pytest.raises(UnsafeModelFile, match="model.pt"):
         load_checkpoint(tmp_path / "model.pt", model, optimizer)
     assert not marker.exists()
+
+
+def test_keep_only_leaves_the_resume_files_and_the_lock(tmp_path):
+    for name in ["last.pt", "best.pt", ".last.pt.abc.tmp"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.pt").write_bytes(b"x")
+    with locked_folder(tmp_path):
+        keep_only(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "best.pt", "last.pt"]
+
+
+def aged(folder, days: float):
+    folder.mkdir(parents=True)
+    (folder / "last.pt").write_bytes(b"x")
+    when = time.time() - days * 24 * 3600
+    os.utime(folder, (when, when))
+    return folder
+
+
+def test_prune_keeps_the_newest_recent_folders_and_the_current_one(tmp_path):
+    current = aged(tmp_path / "current", 100)
+    recent = [aged(tmp_path / f"r{i}", i + 1) for i in range(4)]  # r0 is the newest
+    old = aged(tmp_path / "old", 30)
+    removed = prune_folders(tmp_path, "current", keep_newest=3, max_age_s=14 * 24 * 3600)
+    assert sorted(removed) == sorted([recent[3], old])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([current.name, "r0", "r1", "r2"])
+
+
+def hold_lock(folder) -> subprocess.Popen:
+    """Another process holding ``folder``'s lock until its stdin closes."""
+    code = textwrap.dedent(f"""
+        import sys
+        from models.checkpoints import locked_folder
+        with locked_folder({str(folder)!r}):
+            print("locked", flush=True)
+            sys.stdin.read()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_locked_folder_is_refused_to_a_second_process_and_never_pruned(tmp_path):
+    busy = aged(tmp_path / "busy", 30)
+    holder = hold_lock(busy)
+    try:
+        with pytest.raises(CheckpointInUse, match="in use by another training run"):
+            with locked_folder(busy):
+                pass
+        assert prune_folders(tmp_path, "current", keep_newest=0, max_age_s=0) == []
+        assert (busy / "last.pt").exists()
+    finally:
+        holder.communicate("")
+    with locked_folder(busy):  # released when its holder exits
+        pass
+    assert prune_folders(tmp_path, "current", keep_newest=0, max_age_s=0) == [busy]

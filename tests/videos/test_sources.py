@@ -1,5 +1,4 @@
 import json
-import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -11,7 +10,6 @@ from assets.videos.media import probe
 from assets.videos.sources import (
     VIDEO_FORMAT,
     Video,
-    _source_name,
     download,
     local_folder,
     read_manifest,
@@ -19,21 +17,8 @@ from assets.videos.sources import (
     read_vggsound_index,
     usable,
 )
+from storage.names import hashed_name
 
-
-def _video(path: Path, seconds: float = 2.0, frequency: int = 440) -> Path:
-    """A small mp4 with a test pattern and a tone, written by ffmpeg."""
-    subprocess.run(
-        [
-            "ffmpeg", "-nostdin", "-v", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc=size=320x180:rate=10:duration={seconds}",
-            "-f", "lavfi", "-i", f"sine=frequency={frequency}:duration={seconds}",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
-        ],
-        check=True,
-        timeout=60,
-    )  # fmt: skip
-    return path
 
 
 def test_read_manifest_reads_baton_csv(tmp_path: Path):
@@ -74,13 +59,13 @@ def test_a_row_with_a_non_numeric_time_is_a_reject_and_the_others_parse(tmp_path
     ]
 
 
-def test_the_videos_step_completes_with_a_bad_row_as_its_reject(tmp_path: Path):
+def test_the_videos_step_completes_with_a_bad_row_as_its_reject(tmp_path: Path, make_video):
     from assets.core.resources import HomeResource
     from assets.core.versions import with_code_versions
     from assets.videos.defs import videos
     from storage import shards
 
-    _video(tmp_path / "good.mp4")
+    make_video(tmp_path / "good.mp4")
     (tmp_path / "manifest.csv").write_text("id,path,start\ngood,good.mp4,0.5\nbad,good.mp4,soon\n")
     home = HomeResource(root=str(tmp_path / "home"))
     with dg.instance_for_test() as instance:
@@ -139,11 +124,6 @@ def test_local_folder_lists_video_files_only(tmp_path: Path):
     ]
 
 
-def test_download_names_files_by_youtube_id_or_file_name():
-    assert _source_name("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=3") == "dQw4w9WgXcQ"
-    assert _source_name("http://127.0.0.1:8000/media/clip.mp4") == "clip"
-
-
 @pytest.mark.parametrize(("offered", "chosen"), [(("18", "22", "137", "140"), "18"), (("22", "137", "140"), "22")])
 def test_video_format_takes_the_smallest_combined_format_that_covers_the_frames(offered, chosen):
     """YouTube's offer: 18 = 360p and 22 = 720p with audio, 137 = 1080p video only, 140 = audio only."""
@@ -165,25 +145,25 @@ def test_video_format_takes_the_smallest_combined_format_that_covers_the_frames(
         assert ydl.process_ie_result(info, download=False)["format_id"] == chosen
 
 
-def test_download_fetches_http_videos_rejects_the_rest_and_uses_its_archive(tmp_path: Path, serve):
+def test_download_fetches_http_videos_rejects_the_rest_and_never_fetches_twice(tmp_path: Path, serve, make_video):
     site = tmp_path / "site"
     site.mkdir()
-    _video(site / "clip.mp4")
+    make_video(site / "clip.mp4")
     base = serve(site)
     good = Video("good", f"{base}/clip.mp4", None, 0.0, 1.0)
     same_file = Video("good_later", f"{base}/clip.mp4", None, 1.0, 1.0)
     missing = Video("missing", f"{base}/missing.mp4", None)
     not_http = Video("ftp", "ftp://127.0.0.1/clip.mp4", None)
     gone = Video("gone", None, str(tmp_path / "gone.mp4"))
-    local = Video("local", None, str(_video(tmp_path / "local.mp4", 1.0)))
+    local = Video("local", None, str(make_video(tmp_path / "local.mp4", 1.0)))
     raw = tmp_path / "raw"
 
     paths, rejects = download([good, same_file, missing, not_http, gone, local], raw, backoff=0.01)
 
     assert set(paths) == {"good", "good_later", "local"} and paths["local"] == Path(local.path)
-    assert paths["good"] == paths["good_later"] == raw / "clip.mp4"
+    assert paths["good"] == paths["good_later"] == raw / f"{hashed_name(good.url)}.mp4"
     info = probe(paths["good"])
-    assert (info.width, info.height, info.has_audio) == (320, 180, True)
+    assert (info.width, info.height, info.has_audio) == (160, 90, True)
     by_item = {r.item: r for r in rejects}
     assert set(by_item) == {"missing", "ftp", "gone"}
     assert {(r.dataset, r.stage) for r in rejects} == {("video", "download")}
@@ -192,7 +172,7 @@ def test_download_fetches_http_videos_rejects_the_rest_and_uses_its_archive(tmp_
     assert by_item["gone"].error_type == "FileNotFoundError"
 
     first_bytes = paths["good"].read_bytes()
-    _video(site / "clip.mp4", 1.0, frequency=880)  # the server now holds a different file
+    make_video(site / "clip.mp4", 1.0, frequency=880)  # the server now holds a different file
     again, rejects_again = download([good], raw, backoff=0.01)
     assert again == {"good": paths["good"]} and not rejects_again
     assert again["good"].read_bytes() == first_bytes

@@ -26,6 +26,7 @@ from assets.violin.sources import (
     read_manifest,
     reject,
 )
+from storage.names import hashed_name
 
 TEMPLATE = Recording(
     id="x",
@@ -145,7 +146,7 @@ def site(tmp_path: Path, serve):
     return root, handler, serve(handler=functools.partial(handler, directory=str(root)))
 
 
-def test_download_fetches_http_audio_rejects_the_rest_and_uses_its_archive(tmp_path: Path, site):
+def test_download_fetches_http_audio_rejects_the_rest_and_never_fetches_twice(tmp_path: Path, site):
     root, handler, base = site
     good = replace(TEMPLATE, id="good_mov1", url=f"{base}/tone.wav", source_filename="good.wav")
     same_file = replace(good, id="good_mov2", start=1.0, end=2.0)
@@ -157,7 +158,7 @@ def test_download_fetches_http_audio_rejects_the_rest_and_uses_its_archive(tmp_p
     paths, rejects = download([good, same_file, missing, not_http, local], raw, backoff=0.01)
 
     assert set(paths) == {"good_mov1", "good_mov2", "local"} and paths["local"] == Path(local.path)
-    assert paths["good_mov1"] == paths["good_mov2"] and paths["good_mov1"].parent == raw / "c"
+    assert paths["good_mov1"] == paths["good_mov2"] == raw / f"{hashed_name(good.url)}.wav"
     assert load_slice(paths["good_mov2"], 1.0, 2.0).shape == (16_000,)
     by_item = {r.item: r for r in rejects}
     assert set(by_item) == {"missing", "ftp"}
@@ -171,9 +172,10 @@ def test_download_fetches_http_audio_rejects_the_rest_and_uses_its_archive(tmp_p
     again, rejects_again = download([good], raw, backoff=0.01)
     assert again["good_mov1"] == paths["good_mov1"] and not rejects_again
     assert again["good_mov1"].read_bytes() == first_bytes
-    paths["good_mov1"].unlink()  # without the archive yt-dlp would now fetch it anew
-    gone, rejects_gone = download([good], raw, backoff=0.01)
-    assert not gone and "download archive" in rejects_gone[0].message and not paths["good_mov1"].exists()
+    paths["good_mov1"].unlink()  # a deleted download is fetched anew
+    anew, rejects_anew = download([good], raw, backoff=0.01)
+    assert anew == {"good_mov1": paths["good_mov1"]} and not rejects_anew
+    assert paths["good_mov1"].read_bytes() == (root / "tone.wav").read_bytes()
 
 
 def test_download_retries_a_busy_server_with_backoff(tmp_path: Path, site):

@@ -6,8 +6,11 @@ number; every tune is its own score, so listing and reading both split files her
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+
+from storage.names import UnsafeName, inside
 
 from .items import ScoreItem
 
@@ -69,21 +72,28 @@ def abc_tune_text(path: str | Path, number: int) -> str:
 
 
 def items_for_file(dataset: str, root: Path, path: Path) -> list[ScoreItem]:
-    """The ScoreItems of one file: one per ABC tune, else one for the file (unknown formats included)."""
+    """The ScoreItems of one file: one per ABC tune, else one for the file (unknown formats included).
+
+    Symlinks are resolved when their target lies inside ``root``; one pointing outside keeps the
+    link's own path, which the reader refuses without opening the target.
+    """
     item_id = path.relative_to(root).as_posix()
     fmt = format_of(path)
+    try:
+        path = inside(root, item_id)
+    except UnsafeName:
+        return [ScoreItem(dataset, item_id, str(path), fmt)]
     numbers = _listable_numbers(path) if fmt == "abc" else []
     if not numbers:
-        return [ScoreItem(dataset, item_id, str(path.resolve()), fmt)]
-    return [ScoreItem(dataset, f"{item_id}#X{n}", str(path.resolve()), fmt, n) for n in numbers]
+        return [ScoreItem(dataset, item_id, str(path), fmt)]
+    return [ScoreItem(dataset, f"{item_id}#X{n}", str(path), fmt, n) for n in numbers]
 
 
 def _listable_numbers(path: Path) -> list[int]:
     """Tune numbers, or none for files that are unreadable or oversized: they stay one item, so the
     reader records why they fail."""
     try:
-        st = path.stat()
-        if st.st_size > ABC_SCAN_LIMIT or not st.st_mode & 0o444:
+        if path.stat().st_size > ABC_SCAN_LIMIT or not os.access(path, os.R_OK):
             return []
         return abc_numbers(path)
     except OSError:

@@ -66,14 +66,19 @@ def incoming_folder(name: str, raw_dir: str | Path) -> Path:
 
 
 def list_folder(dataset: str, folder: str | Path) -> list[ScoreItem]:
-    """Every non-hidden file under `folder`, recursively; ids are paths relative to it."""
+    """Every non-hidden file under `folder`, recursively; ids are paths relative to it.
+
+    Symlinked folders are not walked into but listed, like dangling symlinks, as items the reader
+    rejects with the reason, so nothing under the folder vanishes unreported.
+    """
     root = Path(folder).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"dataset {dataset}: folder {root} does not exist")
     items = []
     for parent, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for file in files:
-            if not file.startswith("."):
-                items.extend(items_for_file(dataset, root, Path(parent) / file))
+        linked = [d for d in dirs if (Path(parent) / d).is_symlink()]
+        for name in files + linked:
+            if not name.startswith("."):
+                items.extend(items_for_file(dataset, root, Path(parent) / name))
     return items
