@@ -50,6 +50,7 @@ class IngestConfig(dg.Config):
     max_file_mb: float = 50.0
     max_notes_per_file: int = 2_000_000  # a file with more notes is a reject, so none can exhaust memory
     parse_timeout_s: float = 120.0  # a parser running longer on one file is killed; the file is a reject
+    parse_memory_mb: float = 4096.0  # likewise a parser whose memory grows by more on one file
     workers: int = 0
     rows_per_shard: int = 250_000
 
@@ -84,7 +85,7 @@ def ingest_scores(
     bar = tqdm(total=len(items), desc=f"ingest {partition}", unit="file", disable=None)
     limits = ingest.Limits(
         resolution=config.resolution, max_bytes=int(config.max_file_mb * 1e6),
-        max_notes=config.max_notes_per_file, timeout_s=config.parse_timeout_s,
+        max_notes=config.max_notes_per_file, timeout_s=config.parse_timeout_s, max_memory_mb=config.parse_memory_mb,
     )  # fmt: skip
     results = ingest.parse_all(items, workers=config.workers or None, limits=limits, on_result=bar.update)
     with shards.ShardWriter(root, "notes", partition, tables.NOTES, rows_per_shard=config.rows_per_shard, code_version=version) as writer:

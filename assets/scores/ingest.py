@@ -145,12 +145,14 @@ def file_sha256(path: str) -> str:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one file may cost: parse time, bytes on disk and notes, so no crafted file holds a batch."""
+    """What one file may cost: parse time, parser memory, bytes on disk and notes, so no crafted
+    file holds a batch or exhausts the machine."""
 
     resolution: int = 24
     max_bytes: int = 50_000_000
     max_notes: int = 2_000_000
     timeout_s: float = 120.0
+    max_memory_mb: float = 4096.0  # growth of a worker's resident memory while parsing one file
 
 
 def parse_item(item: ScoreItem, limits: Limits = Limits()) -> Parsed | Reject:
@@ -200,6 +202,17 @@ def parse_all(
 
 IN_FLIGHT = 2  # items queued per worker, so a worker never waits for the parent between items
 REORDER = 8  # items a worker may run ahead of the oldest unfinished one: bounds buffered results
+MEMORY_POLL_S = 0.2  # how often workers' memory is checked while they parse
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident set size (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _serve(conn: Connection, parent: int, limits: Limits) -> None:
@@ -217,6 +230,7 @@ class _Worker:
     queue: deque[int] = field(default_factory=deque)  # indexes sent, oldest (the one running) first
     since: float = 0.0  # when the oldest queued item started
     hung_up: bool = False  # its pipe closed: the process is gone or going
+    base_rss: int = 0  # resident bytes when forked: what it shares with the parent, not what a parse costs
 
     def stop(self) -> None:
         self.process.kill()
@@ -241,7 +255,7 @@ class _Pool:
         process = self.context.Process(target=_serve, args=(child_end, os.getpid(), self.limits), daemon=True)
         process.start()
         child_end.close()
-        return _Worker(process, parent_end)
+        return _Worker(process, parent_end, base_rss=resident_bytes(process.pid))
 
     def close(self) -> None:
         for worker in self.workers:
@@ -276,7 +290,8 @@ class _Pool:
         """Results that arrive before the earliest deadline of a running item."""
         busy = [w for w in self.workers if w.queue]
         deadline = min(w.since for w in busy) + self.limits.timeout_s
-        ready = connection.wait([w.conn for w in busy], timeout=max(0.0, deadline - time.monotonic()))
+        wait = min(max(0.0, deadline - time.monotonic()), MEMORY_POLL_S)
+        ready = connection.wait([w.conn for w in busy], timeout=wait)
         for worker in busy:
             while worker.conn in ready and worker.queue and worker.conn.poll():
                 try:
@@ -289,15 +304,20 @@ class _Pool:
                 yield index, result
 
     def _lost(self, worker: _Worker) -> bool:
-        """Dead, or running one item for longer than the limit."""
+        """Dead, or running one item for longer than the limit, or grown past the memory limit."""
         overdue = bool(worker.queue) and time.monotonic() - worker.since >= self.limits.timeout_s
-        return worker.hung_up or overdue or not worker.process.is_alive()
+        return worker.hung_up or overdue or self._swollen(worker) or not worker.process.is_alive()
+
+    def _swollen(self, worker: _Worker) -> bool:
+        grown = resident_bytes(worker.process.pid) - worker.base_rss
+        return bool(worker.queue) and grown > self.limits.max_memory_mb * 2**20
 
     def _replace(self, position: int, items: Sequence[ScoreItem], pending: list[int]) -> dict[int, Reject]:
         """Kill and replace a lost worker: its running item becomes a reject and the items queued
         behind it go back to the pending ones."""
         worker = self.workers[position]
         crashed = worker.hung_up or not worker.process.is_alive()
+        swollen = not crashed and self._swollen(worker)
         worker.stop()
         self.workers[position] = self._start()
         if not worker.queue:
@@ -308,6 +328,9 @@ class _Pool:
         item = items[index]
         if crashed:
             return {index: Reject(item.dataset, item.item_id, "parse", "WorkerCrashed", _death(worker.process.exitcode))}
+        if swollen:
+            reason = f"parsing took more than the limit of {self.limits.max_memory_mb:g} MB of memory; the parser was killed"
+            return {index: Reject(item.dataset, item.item_id, "parse", "ParseMemory", reason)}
         reason = f"parsing took longer than the limit of {self.limits.timeout_s:g} s; the parser was killed"
         return {index: Reject(item.dataset, item.item_id, "parse", "ParseTimeout", reason)}
 

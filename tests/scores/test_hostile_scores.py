@@ -70,7 +70,8 @@ def local_items(tmp_path: Path, folder: Path):
 
 @pytest.fixture
 def hostile_midi(monkeypatch):
-    """The MIDI parser, except that it kills its own process on crash.mid and hangs on hang.mid.
+    """The MIDI parser, except that it kills its own process on crash.mid, hangs on hang.mid and
+    takes ever more memory on hog.mid.
 
     Patched before any worker starts: the workers are forked, so they run it too."""
     original = readers.PARSERS["midi"]
@@ -81,6 +82,11 @@ def hostile_midi(monkeypatch):
             os.kill(os.getpid(), signal.SIGKILL)
         if name == "hang.mid":
             time.sleep(3600)
+        if name == "hog.mid":
+            held = []
+            while True:  # 64 MiB a step, written so the pages are resident
+                held.append(bytearray(os.urandom(1)) * (64 << 20))
+                time.sleep(0.05)
         return original(item, resolution)
 
     monkeypatch.setitem(readers.PARSERS, "midi", parse)
@@ -102,6 +108,21 @@ def test_a_hung_and_a_crashing_parser_become_rejects_and_every_other_file_is_ing
     assert "longer than the limit of 5 s" in hang.message
     assert [r.song["song"] for r in results.values()] == [f"{i:02d}.mid" for i in range(8)]
     assert [r.notes.column("pitch").to_pylist() for r in results.values()] == [[60 + i] for i in range(8)]
+
+
+def test_a_parser_outgrowing_the_memory_limit_is_killed_and_the_rest_ingested(tmp_path, hostile_midi):
+    folder = tmp_path / "scores"
+    for i in range(3):
+        write_midi(folder / f"{i}.mid", notes=((0, 60 + i, 24),))
+    write_midi(folder / "hog.mid")
+    items = local_items(tmp_path, folder)
+    limits = ingest.Limits(timeout_s=60.0, max_memory_mb=300.0)
+    results = by_item(items, list(ingest.parse_all(items, workers=2, limits=limits)))
+
+    hog = results.pop("hog.mid")
+    assert (hog.stage, hog.error_type) == ("parse", "ParseMemory")
+    assert hog.message == "parsing took more than the limit of 300 MB of memory; the parser was killed"
+    assert [r.song["song"] for r in results.values()] == ["0.mid", "1.mid", "2.mid"]
 
 
 def test_job_run_with_hostile_files_completes_and_reruns_byte_identical(tmp_path, home, hostile_midi):

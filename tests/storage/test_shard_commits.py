@@ -76,6 +76,7 @@ with open(log, "w") as out:
             record = {"error": repr(exc)}
         record["dirs"] = [n for n in os.listdir(folder) if os.path.isdir(os.path.join(folder, n))]
         out.write(json.dumps(record) + "\\n")
+os._exit(0)  # as in WRITER
 """
 
 
@@ -154,7 +155,8 @@ def notes() -> pa.Table:
 
 result = dg.materialize([notes], partition_key="p", instance=dg.DagsterInstance.get(),
                         resources={"io_manager": ShardIOManager(datasets_root=root)})
-sys.exit(0 if result.success else 1)
+sys.stderr.flush()
+os._exit(0 if result.success else 1)  # as in WRITER
 """
 
 
@@ -195,7 +197,7 @@ def test_kill_between_the_two_steps_of_a_commit(tmp_path, monkeypatch):
 
 
 HOLDER = """
-import sys, time
+import os, sys, time
 import pyarrow as pa
 from storage import shards
 
@@ -204,6 +206,7 @@ with shards.ShardWriter(root, "notes", "p", pa.schema([("i", pa.int64())])) as w
     w.write(pa.table({"i": [1, 2, 3]}))
     open(ready, "w").close()
     time.sleep(float(sys.argv[3]))
+os._exit(0)  # as in WRITER
 """
 
 
