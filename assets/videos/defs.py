@@ -97,16 +97,26 @@ def video_audio(context: dg.AssetExecutionContext, home: HomeResource) -> Iterat
     yield from stages.write_with_rejects(context, home, "video_audio", table, rejects, {"videos": table.num_rows, "seconds": seconds})
 
 
+class FramesConfig(dg.Config):
+    """`frame_sampling`: `exact` keeps the frame on screen at each sampled second; `keyframes` the last
+    keyframe before it, decoding keyframes only (much faster on long keyframe intervals, up to one
+    interval early)."""
+
+    frame_sampling: media.Sampling = "exact"
+
+
 @dg.multi_asset(
     specs=with_rejects_specs("video_frames", ["videos"], "1 fps frames, short side to 224 and centre-cropped, as JPEG."),
     partitions_def=VIDEO_BATCHES,
 )
-def video_frames(context: dg.AssetExecutionContext, home: HomeResource) -> Iterator[dg.MaterializeResult]:
-    """ffmpeg samples one frame a second (bicubic resize of the short side to 224, centre crop); a video
-    without frames or with a corrupt container is a reject."""
+def video_frames(context: dg.AssetExecutionContext, config: FramesConfig, home: HomeResource) -> Iterator[dg.MaterializeResult]:
+    """One frame a second (bicubic resize of the short side to 224, centre crop), decoded from the keyframe
+    before it; a video without frames or with a corrupt container is a reject."""
     batch = context.partition_key
     done, rejects = batches.each_video(
-        read_shards(home, "videos", batch).to_pylist(), "frames", lambda v: media.extract_frames(v["path"], v["start"], v["duration"])
+        read_shards(home, "videos", batch).to_pylist(),
+        "frames",
+        lambda v: media.extract_frames(v["path"], v["start"], v["duration"], sampling=config.frame_sampling),
     )
     table = tables.frames_table(done)
     metadata = {"frames": table.num_rows}
