@@ -54,7 +54,7 @@ def call_in_child(fn: Callable[..., T], args: tuple, timeout: float) -> T:
         ok, value = reader.recv()
     except EOFError:
         process.join()
-        raise ChildDied(f"its process died ({_how(process.exitcode)})") from None
+        raise ChildDied(f"its process died ({exit_reason(process.exitcode)})") from None
     finally:
         process.kill()
         process.join()
@@ -64,7 +64,8 @@ def call_in_child(fn: Callable[..., T], args: tuple, timeout: float) -> T:
     return value
 
 
-def _how(exitcode: int | None) -> str:
+def exit_reason(exitcode: int | None) -> str:
+    """How a child process ended, from its multiprocessing exit code: "killed by SIGKILL", "exit code 1"."""
     if exitcode is not None and exitcode < 0:
         return f"killed by {signal.Signals(-exitcode).name}"
     return f"exit code {exitcode}"

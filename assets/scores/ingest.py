@@ -13,7 +13,6 @@ import heapq
 import multiprocessing
 import os
 import re
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from assets.core.processes import die_with_parent
+from assets.core.processes import die_with_parent, exit_reason
 from assets.core.rejects import Reject
 from assets.scores import tables
 from assets.scores.datasets import ScoreItem
@@ -336,9 +335,7 @@ class _Pool:
 
 
 def _death(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        return f"the parser process died (killed by {signal.Signals(-exitcode).name})"
-    return f"the parser process died (exit code {exitcode})"
+    return f"the parser process died ({exit_reason(exitcode)})"
 
 
 ITEM_COLUMNS = ["dataset", "item_id", "path", "format", "number"]
