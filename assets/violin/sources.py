@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from assets.core import http
 from assets.core.audio import MediaError, decode_audio
 from assets.core.downloads import fetch_all, reason
 from assets.core.rejects import Reject
+from assets.scores.datasets.archives import unzip
 from storage.home import REPO_ROOT
 from storage.names import UnsafeName, check_name, inside
 
@@ -234,14 +234,11 @@ def release_dir(root: Path) -> Path | None:
 
 
 def _extract(archive: Path, root: Path) -> None:
-    """Unpack into a temporary folder first, so an interrupted unpack leaves nothing behind."""
+    """Unpack into a temporary folder first, so an interrupted unpack leaves nothing behind, within
+    the dataset fetcher's limits on size, compression ratio, member count and member paths."""
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
     try:
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                if not (staging / member).resolve().is_relative_to(staging.resolve()):
-                    raise ValueError(f"{archive} holds a path outside its folder: {member}")
-            zf.extractall(staging)
+        unzip(archive, staging)
         for entry in staging.iterdir():
             entry.rename(root / entry.name)
     finally:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from assets.core.audio import TruncatedAudio, UnreadableAudio
+from assets.scores.datasets.archives import UnpackLimit
 from assets.violin import sources
 from assets.violin.sources import (
     ChecksumMismatch,
@@ -256,6 +257,18 @@ def test_release_is_fetched_only_when_asked_checked_and_unpacked(sample_dir: Pat
     recorded = (root / f"{sources.RELEASE_FILE}.sha256").read_text().split()[0]
     assert recorded == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert [r.id for r in bach_violin_release(root)] == [r.id for r in recordings]  # no network the second time
+
+
+def test_a_release_zip_bomb_is_refused_and_leaves_nothing_unpacked(tmp_path: Path, serve):
+    site = tmp_path / "site"
+    site.mkdir()
+    with zipfile.ZipFile(site / sources.RELEASE_FILE, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bach-violin/info.csv", b"\0" * (50 << 20))  # 50 MB of zeros: about 1,000:1
+    root = tmp_path / "release"
+    url = f"{serve(site)}/{sources.RELEASE_FILE}"
+    with pytest.raises(UnpackLimit, match=r"200:1 \(max_ratio\)"):
+        bach_violin_release(root, download=True, urls=[url], sha256=None)
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == []
 
 
 def test_release_download_offline_says_what_to_do(tmp_path: Path):

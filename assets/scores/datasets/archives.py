@@ -141,7 +141,7 @@ def _unpack(source: ArchiveSource, archive: Path, out: Path, limits: UnpackLimit
         if not source.archive:
             shutil.copy2(archive, tmp / archive.name)
         elif zipfile.is_zipfile(archive):
-            _unzip(archive, tmp, limits)
+            unzip(archive, tmp, limits)
         else:
             _untar(archive, tmp, limits)
     except UNPACK_ERRORS as error:
@@ -184,7 +184,7 @@ class _Budget:
         raise UnpackLimit(f"refusing to unpack {self.archive}: {why}, reached at member {self.member!r}")
 
 
-def _unzip(archive: Path, folder: Path, limits: UnpackLimits) -> None:
+def unzip(archive: Path, folder: Path, limits: UnpackLimits = UnpackLimits()) -> None:
     """The headers are checked first, so a bomb is refused before a byte is written; then every
     chunk written counts, in case a header understates what its member holds."""
     with zipfile.ZipFile(archive) as zf:
