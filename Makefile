@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export BATON_HOME ?= $(CURDIR)/.baton
 
-.PHONY: setup demo test ui bench bench-ingest bench-mmt bench-mmt-windows bench-parts bench-align bench-reads clean
+.PHONY: setup demo test ui bench bench-ingest bench-mmt bench-mmt-windows bench-parts bench-align bench-reads bench-midi bench-video bench-dask clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -40,6 +40,15 @@ bench-align: setup
 
 bench-reads: setup
 	$(PY) bench/verified_reads.py
+
+bench-midi: setup
+	$(PY) bench/midi_read.py --files 1500 --workers 2 --out bench/results
+
+bench-video: setup
+	$(PY) bench/video_pipeline.py --videos 4 --seconds 32 --repeats 3
+
+bench-dask: setup
+	$(PY) bench/dask_ingest.py --files 160 --shards 8 --workers 1 2
 
 clean:
 	rm -rf $(BATON_HOME)

@@ -165,28 +165,38 @@ def load_clip(model: str = DEFAULT_MODEL, device: str | torch.device | None = No
     return ClipBundle(clip, tokenizer, image_processor, model, semantic, int(clip.config.projection_dim), device)
 
 
-def normalise_frames(images: Sequence[Image.Image], size: int) -> torch.Tensor:
-    """(n, 3, size, size) CLIP pixel values, as CLIPImageProcessor gives for square ``size`` frames.
+def decode_frames(jpegs: Sequence[bytes], size: int) -> np.ndarray:
+    """(n, size, size, 3) uint8 RGB of JPEG frames, decoded straight into one preallocated array.
 
     The lineage stores frames already resized and centre-cropped, so only other sizes are refit
-    (centre crop to a square, bicubic resize) and the common case is one vectorised normalisation.
-    """
-    square = [
-        image if image.size == (size, size) else ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
-        for image in images
-    ]
-    pixels = torch.from_numpy(np.stack([np.asarray(image) for image in square])).permute(0, 3, 1, 2)
-    mean = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1)
-    return (pixels.float() / 255 - mean) / std
+    (centre crop to a square, bicubic resize)."""
+    pixels = np.empty((len(jpegs), size, size, 3), dtype=np.uint8)
+    for i, jpeg in enumerate(jpegs):
+        image = Image.open(io.BytesIO(jpeg)).convert("RGB")
+        if image.size != (size, size):
+            image = ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
+        pixels[i] = np.asarray(image)
+    return pixels
+
+
+_SCALE = (1 / (255 * torch.tensor(OPENAI_CLIP_STD))).view(1, 3, 1, 1)
+_SHIFT = (-torch.tensor(OPENAI_CLIP_MEAN) / torch.tensor(OPENAI_CLIP_STD)).view(1, 3, 1, 1)
+
+
+def normalise_frames(pixels: np.ndarray) -> torch.Tensor:
+    """(n, 3, size, size) CLIP pixel values of (n, size, size, 3) uint8 frames, as CLIPImageProcessor
+    gives for square frames: ``(x / 255 - mean) / std`` folded into one multiply-add over the stack,
+    channels first while still uint8 so the float pass writes the layout the model reads."""
+    planar = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
+    return torch.addcmul(_SHIFT, planar.float(), _SCALE)
 
 
 def preprocess(bundle: ClipBundle, jpegs: Sequence[bytes]) -> torch.Tensor:
     """Decode JPEG bytes to pixel values: the checkpoint's processor for real weights, else CLIP's mean/std."""
-    images = [Image.open(io.BytesIO(jpeg)).convert("RGB") for jpeg in jpegs]
     if bundle.image_processor is not None:
+        images = [Image.open(io.BytesIO(jpeg)).convert("RGB") for jpeg in jpegs]
         return bundle.image_processor(images=images, return_tensors="pt")["pixel_values"]
-    return normalise_frames(images, bundle.image_size)
+    return normalise_frames(decode_frames(jpegs, bundle.image_size))
 
 
 def _autocast(device: torch.device, precision: str) -> AbstractContextManager:

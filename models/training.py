@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from models import distributed
 from models.checkpoints import (
     Checkpoint,
     load_checkpoint,
@@ -97,10 +98,13 @@ def fit(
     ``ckpt_dir/last.pt`` is written every ``loop.checkpoint_every`` steps and at the end and is
     resumed from when present; ``ckpt_dir/best.pt`` holds the best weights by ``monitor``
     (lower is better). Validation runs every ``loop.eval_every`` steps and at the last step.
+    Under ``torchrun`` (see :mod:`models.distributed`) ``step_loss`` sees this process's slice of each
+    batch and a model that averages gradients across processes.
     """
+    replicated = distributed.wrap(model)
 
     def step(batch: Any, update: Update) -> dict[str, torch.Tensor]:
-        loss = step_loss(model, batch)
+        loss = step_loss(replicated, batch)
         update("model", loss)
         return {"train_loss": loss}
 
@@ -132,7 +136,15 @@ def fit_parts(
     (``discriminators``, ``discriminators_optimizer``, ``discriminators_scheduler``), so one file
     resumes them all. ``step`` runs under bf16 autocast on CUDA; the backward passes and optimizer
     steps it asks for through ``update`` run outside it, each part's gradients clipped on their own.
+
+    In a process group each process trains on its slice of every batch; the logged losses are the
+    mean over processes; only the main process logs, shows progress and writes checkpoints, and
+    every process takes the main process's validation metrics, so all stop at the same step.
+    Gradients are averaged only for networks ``step`` runs through :func:`models.distributed.wrap`,
+    as :func:`fit` does.
     """
+    ctx = distributed.current()
+    batches = distributed.local_batches(batches)
     (_, model), *others = parts.items()
     helpers = {
         key: state
@@ -147,6 +159,7 @@ def fit_parts(
         state = load_checkpoint(last, model.module, model.optimizer, model.scheduler, helpers)
         resumed_from = state.step
         next(itertools.islice(batches, state.step, state.step), None)  # skip the batches already trained on
+    distributed.barrier()  # every process has read the checkpoint before the main one writes the next
     saved_at = resumed_from
 
     def stale() -> bool:
@@ -165,33 +178,38 @@ def fit_parts(
 
     for part in parts.values():
         part.module.train()
-    bar = tqdm(total=loop.max_steps, initial=state.step, disable=not progress, desc=desc)
+    bar = tqdm(total=loop.max_steps, initial=state.step, disable=not progress or not ctx.is_main, desc=desc)
     while state.step < loop.max_steps and not stale():
         lr = model.optimizer.param_groups[0]["lr"]
         with _bf16(device):
             losses = step(next(batches), update)
-        metrics = {name: value.item() for name, value in losses.items()} | {"lr": lr}
+        metrics = distributed.mean_over_ranks({name: value.item() for name, value in losses.items()}) | {"lr": lr}
         state.step += 1
         bar.update()
         if state.step % loop.eval_every == 0 or state.step == loop.max_steps:
             model.module.eval()
             with torch.no_grad(), _bf16(device):
-                metrics |= validate(model.module)
+                metrics |= distributed.from_main(validate(model.module))
             model.module.train()
             bar.set_postfix({monitor: f"{metrics[monitor]:.4g}"})
             if metrics[monitor] < state.best_metric:
                 state.best_metric = metrics[monitor]
                 state.extra |= {"best_step": state.step, "stale_evals": 0}
-                save_weights(best, model.module)
+                if ctx.is_main:
+                    save_weights(best, model.module)
             else:
                 state.extra["stale_evals"] += 1
-        log(metrics, state.step)
+        if ctx.is_main:
+            log(metrics, state.step)
         if state.step % loop.checkpoint_every == 0:
-            save_checkpoint(last, model.module, model.optimizer, state, model.scheduler, helpers)
+            if ctx.is_main:
+                save_checkpoint(last, model.module, model.optimizer, state, model.scheduler, helpers)
+            distributed.barrier()
             saved_at = state.step
     bar.close()
-    if state.step != saved_at:
+    if state.step != saved_at and ctx.is_main:
         save_checkpoint(last, model.module, model.optimizer, state, model.scheduler, helpers)
+    distributed.barrier()  # last.pt and best.pt are complete before any process reads them
     if best.exists():
         load_weights(best, model.module)
     return FitResult(

@@ -21,9 +21,10 @@ from pipelines.jobs import jobs
 from pipelines.run_cleanup import end_tracking_runs
 from pipelines.schedules import schedules
 from pipelines.sensors import sensors
+from storage.executors import baton_executor
 from storage.home import BatonHome
 from storage.io_manager import ShardIOManager
-from storage.tracking import MlflowResource, default_tracking_uri
+from storage.tracking import MlflowResource, default_artifact_root, default_tracking_uri
 
 SYSTEMS = (scores, violin, videos, cross_dataset, mmt, instrumentation, deep_performer, clipsep)
 
@@ -37,12 +38,13 @@ def build_defs(home: BatonHome) -> dg.Definitions:
         jobs=[*jobs, *experiments],
         schedules=schedules,
         sensors=[*sensors, end_tracking_runs],
+        executor=baton_executor,
         resources={
             "home": HomeResource(root=home.root),
             "quality": QualityGates(),
             "shard_io": ShardIOManager(datasets_root=home.datasets),
             "tracking": MlflowResource(
-                tracking_uri=default_tracking_uri(home), artifact_root=f"{home.mlflow}/artifacts"
+                tracking_uri=default_tracking_uri(home), artifact_root=default_artifact_root(home)
             ),
         },
     )

@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.clipsep.defs import METHODS
+from assets.core.dataset_shards import parse_key
 from assets.core.partitions import DATASETS, VIDEO_BATCHES, add_partitions
 from assets.core.resources import HomeResource
 from assets.cross_dataset.defs import COMBINED
@@ -108,6 +109,20 @@ class Stage:
     def add_partitions(self, partitions: dg.DynamicPartitionsDefinition, keys: list[str]) -> None:
         add_partitions(self.context.instance, partitions, keys)
 
+    def dataset_keys(self, datasets: list[str]) -> dict[str, list[str]]:
+        """dataset -> its `datasets` partitions (one, or one per shard), added to the instance."""
+        from assets.scores.datasets import partition_keys
+
+        keys = {dataset: partition_keys(dataset, self.home.local_datasets) for dataset in datasets}
+        self.add_partitions(DATASETS, [key for dataset_keys in keys.values() for key in dataset_keys])
+        return keys
+
+    def ended_datasets(self, job: str, datasets: list[str], ok: bool) -> list[str]:
+        """The `datasets` of which every shard (ok) or some shard (not ok) ended that way in `job`."""
+        ended = {parse_key(key)[0] for key in self.ended(job, ok)}
+        others = {parse_key(key)[0] for key in self.ended(job, not ok)}
+        return [d for d in datasets if d in ended and (not ok or d not in others)]
+
     def skip(self, why: str) -> None:
         self.context.log.warning(f"{self.name} left out: {why}")
 
@@ -195,18 +210,25 @@ def music_lm_config(config: MuspyExperiment) -> dict:
 
 
 def symbolic_datasets(stage: Stage, config: MuspyExperiment) -> None:
-    """Every dataset from score files to event sequences and (unless stage=data) its music_lm."""
-    stage.add_partitions(DATASETS, config.datasets)
-    for dataset in config.datasets:
-        if config.stage == "data":
-            stage.run("ingest_scores_job", dataset)
+    """Every dataset from score files to event sequences and (unless stage=data) its music_lm; a
+    sharded dataset's shards to event sequences, then one music_lm over all of them."""
+    for dataset, keys in stage.dataset_keys(config.datasets).items():
+        if config.stage == "data" or len(keys) > 1:
+            ingested = [stage.run("ingest_scores_job", key) for key in keys]
+            if config.stage != "data" and all(ingested):
+                stage.run("music_lm_retrain", keys[0], {"music_lm": {"config": music_lm_config(config)}})
         else:
             stage.run("symbolic_dataset", dataset, {"music_lm": {"config": music_lm_config(config)}})
 
 
+def completed(stage: Stage) -> list[str]:
+    """The datasets whose lineage, music_lm included, completed."""
+    return [parse_key(key)[0] for key in stage.ended("symbolic_dataset", ok=True) + stage.ended("music_lm_retrain", ok=True)]
+
+
 def music_lm_combined(stage: Stage, config: MuspyExperiment) -> None:
     """The all-datasets and stratified models over the datasets whose lineage completed."""
-    done = stage.ended("symbolic_dataset", ok=True)
+    done = completed(stage)
     if not done:
         return stage.skip("no dataset completed its lineage")
     for mode in COMBINED.get_partition_keys():
@@ -215,7 +237,7 @@ def music_lm_combined(stage: Stage, config: MuspyExperiment) -> None:
 
 def cross_dataset_perplexity(stage: Stage, config: MuspyExperiment) -> None:
     """Every model's perplexity on every completed dataset's test split."""
-    done = stage.ended("symbolic_dataset", ok=True)
+    done = completed(stage)
     if not done:
         return stage.skip("no dataset completed its lineage")
     stage.run("cross_dataset_perplexity_job", ops={"cross_dataset_perplexity": {"config": {"datasets": done}}})
@@ -228,28 +250,28 @@ def ingest(stage: Stage, config: MMTExperiment | InstrumentationExperiment) -> N
     """Score files to songs, notes and rejects for every dataset not ingested yet."""
     from storage import shards
 
-    stage.add_partitions(DATASETS, config.datasets)
-    for dataset in config.datasets:
-        if shards.read_manifest(stage.home.datasets, "notes", dataset) is None:
-            stage.run("score_notes_job", dataset)
+    for key in [key for keys in stage.dataset_keys(config.datasets).values() for key in keys]:
+        if shards.read_manifest(stage.home.datasets, "notes", key) is None:
+            stage.run("score_notes_job", key)
         else:
-            stage.context.log.info(f"{dataset}: notes already ingested")
+            stage.context.log.info(f"{key}: notes already ingested")
 
 
 def ingested(stage: Stage, datasets: list[str]) -> list[str]:
-    failed = set(stage.ended("score_notes_job", ok=False))
-    return [d for d in datasets if d not in failed]
+    """The partitions of the `datasets` none of whose shards failed to ingest."""
+    failed = set(stage.ended_datasets("score_notes_job", datasets, ok=False))
+    return [key for dataset, keys in stage.dataset_keys(datasets).items() if dataset not in failed for key in keys]
 
 
 def mmt_codes(stage: Stage, config: MMTExperiment) -> None:
     """MMT event codes of every ingested dataset, prepared by the profile's rules."""
-    for dataset in ingested(stage, config.datasets):
-        stage.run("mmt_codes_job", dataset, {"mmt_codes": {"config": {"profile": config.profile}}})
+    for key in ingested(stage, config.datasets):
+        stage.run("mmt_codes_job", key, {"mmt_codes": {"config": {"profile": config.profile}}})
 
 
 def mmt_train_and_evaluate(stage: Stage, config: MMTExperiment) -> None:
     """MMT trained on the multi-part collections with codes, samples in the three modes, evaluation."""
-    encoded = stage.ended("mmt_codes_job", ok=True)
+    encoded = stage.ended_datasets("mmt_codes_job", config.datasets, ok=True)
     train_on = [d for d in config.datasets if d in MMT_DATASETS and d in encoded]
     ops = {
         "mmt_model": {"config": {"profile": config.profile, "datasets": train_on, "max_steps": config.steps}},
@@ -261,8 +283,8 @@ def mmt_train_and_evaluate(stage: Stage, config: MMTExperiment) -> None:
 
 def part_notes(stage: Stage, config: InstrumentationExperiment) -> None:
     """Part-labelled downmixes of every ingested dataset."""
-    for dataset in ingested(stage, config.datasets):
-        stage.run("part_notes_job", dataset)
+    for key in ingested(stage, config.datasets):
+        stage.run("part_notes_job", key)
 
 
 def part_separation_models(stage: Stage, config: InstrumentationExperiment) -> None:

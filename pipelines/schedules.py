@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.core.dataset_shards import datasets_of, keys_of
 from assets.core.resources import HomeResource
 from pipelines.jobs import music_lm_retrain_job
 from storage import shards
@@ -11,12 +12,12 @@ from storage import shards
     cron_schedule="0 3 * * 1",
     job=music_lm_retrain_job,
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Weekly: retrain music_lm on every dataset whose event sequences exist.",
+    description="Weekly: retrain music_lm on every dataset whose event sequences exist for all its shards.",
 )
 def weekly_music_lm_retrain(context: dg.ScheduleEvaluationContext, home: HomeResource):
-    ready = shards.list_partitions(home.home.datasets, "event_sequences")
     known = set(context.instance.get_dynamic_partitions("datasets"))
-    keys = [k for k in ready if k in known]
+    ready = [k for k in shards.list_partitions(home.home.datasets, "event_sequences") if k in known]
+    keys = [keys_of(d, ready)[0] for d in datasets_of(ready)]  # any key of a dataset trains on all its shards
     if not keys:
         return dg.SkipReason("no dataset has event_sequences yet")
     stamp = context.scheduled_execution_time.strftime("%Y%m%d")

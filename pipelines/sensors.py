@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from assets.core import incoming as drops
+from assets.core.dataset_shards import partition_keys
 from assets.core.partitions import DATASETS, VIDEO_BATCHES
 from assets.core.resources import HomeResource
 from assets.scores.datasets import list_datasets
@@ -101,19 +102,20 @@ incoming_videos_sensor = incoming_sensor(
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def dataset_partitions_sensor(context: dg.SensorEvaluationContext, home: HomeResource):
-    """Every dataset the registry knows (built-in, downloaded or local) is a partition the UI can pick.
-    An unreadable registry or a name that is not a safe partition key is reported, never raised."""
+    """Every dataset the registry knows (built-in, downloaded or local) is a partition the UI can pick,
+    or one partition per shard of a sharded dataset. An unreadable registry or a name that is not a
+    safe partition key is reported, never raised."""
     try:
-        names = [d.name for d in list_datasets(home.home.local_datasets)]
-    except (OSError, ValueError, AttributeError) as exc:
+        keys = [key for info in list_datasets(home.home.local_datasets) for key in partition_keys(info.name, info.shards)]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
         reason = f"local dataset registry {home.home.local_datasets} is unreadable: {exc}"
         context.log.warning(reason)
         return dg.SkipReason(reason)
-    unsafe = [name for name in names if not is_safe_name(name)]
+    unsafe = [key for key in keys if not is_safe_name(key)]
     if unsafe:
         context.log.warning(f"registered datasets {unsafe} are not safe partition keys; not added")
     known = set(context.instance.get_dynamic_partitions(DATASETS.name))
-    new = [name for name in names if name not in known and name not in unsafe]
+    new = [key for key in keys if key not in known and key not in unsafe]
     if not new:
         return dg.SkipReason("every registered dataset is already a partition")
     return dg.SensorResult(dynamic_partitions_requests=[DATASETS.build_add_request(new)])

@@ -3,11 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-APT_PACKAGES="ffmpeg fluidsynth musescore-general-soundfont-small"
+APT_PACKAGES="ffmpeg fluidsynth musescore-general-soundfont-small redis-server"
 
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v fluidsynth >/dev/null || missing+=(fluidsynth)
+command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/share/sounds/sf3/MuseScore_General*.sf3 /usr/share/sounds/sf2/MuseScore_General*.sf2 >/dev/null 2>&1 \
   || missing+=(musescore-general-soundfont-small)
 if [ ${#missing[@]} -gt 0 ]; then

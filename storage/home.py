@@ -51,6 +51,12 @@ class BatonHome:
         return str(Path(self.cache) / "checkpoints")
 
     @property
+    def checkpoints_uri(self) -> str | None:
+        """Where checkpoint folders are mirrored (BATON_CHECKPOINTS_URI, an fsspec URI), so a retry
+        on another machine resumes; None keeps them local only."""
+        return os.environ.get("BATON_CHECKPOINTS_URI") or None
+
+    @property
     def local_datasets(self) -> str:
         """JSON registry of the user's own score folders (`baton datasets add-local`)."""
         return os.path.join(self.root, "local_datasets.json")

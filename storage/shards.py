@@ -95,7 +95,18 @@ class Manifest:
 
 
 def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    return fsspec.core.url_to_fs(url)
+    # No cached listings: another process commits between two looks, and a stale listing of an
+    # object store would hide its partitions or name shards it has since removed.
+    return fsspec.core.url_to_fs(url, use_listings_cache=False)
+
+
+def _ls(fs: fsspec.AbstractFileSystem, folder: str, detail: bool = False) -> list:
+    """The folder's entries; none for a folder that is not there (an object store has no empty
+    folders, so a partition before its first shard is one)."""
+    try:
+        return fs.ls(folder, detail=detail)
+    except FileNotFoundError:
+        return []
 
 
 def _join(*parts: str) -> str:
@@ -211,6 +222,12 @@ class ShardWriter:
     crash before that leaves the previous set whole; the next write removes what the crash left.
     The set a manifest replaced stays on disk until the write after, so a reader that opened it
     just before a commit can finish. Writers of one partition hold its lock for the whole write.
+
+    On an object store that lock excludes only this process's writers, and the protocol alone
+    makes concurrent processes safe: a shard PUT can only rewrite an object with the same bytes
+    (its name is its content), the manifest PUT is the commit, so whichever writer commits last
+    wins with its whole set, and cleaning spares unnamed objects younger than `GRACE_S`, which may
+    be another process's shards not yet committed. A write must therefore finish within `GRACE_S`.
     """
 
     def __init__(
@@ -312,22 +329,20 @@ class ShardWriter:
         """
         keep = _named_by(self.fs, self.final_dir)
         now = time.time()
-        for info in self.fs.ls(self.final_dir, detail=True):
+        for info in _ls(self.fs, self.final_dir, detail=True):
             name = info["name"].rstrip("/").rsplit("/", 1)[-1]
             if name in keep:
                 continue
-            if not self._exclusive and now - _mtime(info) < GRACE_S:
+            if not self._exclusive and now - modified_time(info) < GRACE_S:
                 continue
             self.fs.rm(info["name"], recursive=info["type"] == "directory")
 
     def _recover_legacy(self) -> None:
         """Sets written by the old two-rename commit: a partition a crash left only in `.old-*` is put
         back, and the `.tmp-*` and `.old-*` folders of this partition are removed."""
-        if not self.fs.exists(self.asset_dir):
-            return
         leftovers = [
             p.rstrip("/")
-            for p in self.fs.ls(self.asset_dir, detail=False)
+            for p in _ls(self.fs, self.asset_dir)
             if p.rstrip("/").rsplit("/", 1)[-1].startswith((f".tmp-{self.partition}-", f".old-{self.partition}-"))
         ]
         committed = self.fs.exists(_join(self.final_dir, MANIFEST))
@@ -339,7 +354,7 @@ class ShardWriter:
                 self.fs.rm(path, recursive=True)
 
 
-def _mtime(info: dict) -> float:
+def modified_time(info: dict) -> float:
     """Modification time of an fsspec `ls` entry across backends (local seconds, S3 datetimes)."""
     value = info.get("mtime", info.get("LastModified", info.get("created", 0)))
     return value.timestamp() if hasattr(value, "timestamp") else float(value or 0)
@@ -366,18 +381,17 @@ def write_table(
 def read_manifest(datasets_root: str, asset: str, partition: str) -> Manifest | None:
     fs, root = _fs(datasets_root)
     path = _join(root, check_name(asset, "asset"), check_name(partition, "partition key"), MANIFEST)
-    if not fs.exists(path):
+    try:
+        return Manifest.from_json(fs.cat_file(path).decode())
+    except FileNotFoundError:
         return None
-    return Manifest.from_json(fs.cat_file(path).decode())
 
 
 def list_partitions(datasets_root: str, asset: str) -> list[str]:
     """Committed partitions only: in-flight `.tmp-*` and leftover `.old-*` directories are hidden."""
     fs, root = _fs(datasets_root)
     asset_dir = _join(root, asset)
-    if not fs.exists(asset_dir):
-        return []
-    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(asset_dir, detail=False)]
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in _ls(fs, asset_dir)]
     return sorted(n for n in names if not n.startswith(".") and fs.exists(_join(asset_dir, n, MANIFEST)))
 
 
@@ -518,9 +532,11 @@ def verify(datasets_root: str, asset: str, partition: str) -> list[str]:
 
 
 class ShardIterableDataset(torch.utils.data.IterableDataset):
-    """Rows of a list of shards; DataLoader worker i of n reads shards i, i+n, ...
+    """Rows of a list of shards; of ``world_size`` training processes with n DataLoader workers
+    each, worker i of process ``rank`` reads shards rank * n + i, plus every (world_size * n)-th after.
 
-    Each shard is checked against the manifest beside it, as in iter_batches.
+    Each shard is checked against the manifest beside it, as in iter_batches. Every process must
+    shuffle with the same seed, so the processes split one order and together read each shard once.
 
     Holds only paths and options (the filesystem is opened in each worker), so it pickles
     into worker processes.
@@ -532,18 +548,24 @@ class ShardIterableDataset(torch.utils.data.IterableDataset):
         columns: Sequence[str] | None = None,
         transform: Callable[[dict], Any] | None = None,
         shuffle_shards_seed: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of {world_size} processes")
         self.paths = list(paths)
         self.columns = list(columns) if columns is not None else None
         self.transform = transform
         self.shuffle_shards_seed = shuffle_shards_seed
+        self.rank, self.world_size = rank, world_size
 
     def _my_paths(self) -> list[str]:
         paths = list(self.paths)
         if self.shuffle_shards_seed is not None:
             random.Random(self.shuffle_shards_seed).shuffle(paths)
         info = torch.utils.data.get_worker_info()
-        return paths if info is None else paths[info.id :: info.num_workers]
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        return paths[self.rank * workers + worker :: self.world_size * workers]
 
     def __iter__(self) -> Iterator[Any]:
         for path in self._my_paths():

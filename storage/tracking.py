@@ -33,11 +33,19 @@ PARTITION_TAG = "dagster.partition_key"
 
 
 def default_tracking_uri(home: BatonHome) -> str:
-    return f"sqlite:///{Path(home.mlflow) / 'mlflow.db'}"
+    """BATON_MLFLOW_URI (an MLflow tracking server, http://host:port) when set, else the home's
+    sqlite store: runs, metrics, artifacts and the registry all follow it."""
+    return os.environ.get("BATON_MLFLOW_URI") or f"sqlite:///{Path(home.mlflow) / 'mlflow.db'}"
+
+
+def is_server(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
 
 
 def default_artifact_root(home: BatonHome) -> str:
-    return str(Path(home.mlflow) / "artifacts")
+    """The home's artifact folder; "" with a tracking server, which then stores (or proxies, with
+    `--serve-artifacts`) artifacts where it was told, so clients need no access to that store."""
+    return "" if is_server(default_tracking_uri(home)) else str(Path(home.mlflow) / "artifacts")
 
 
 def _client(tracking_uri: str) -> MlflowClient:
@@ -285,7 +293,7 @@ class MlflowResource(dg.ConfigurableResource):
     @property
     def artifacts(self) -> str:
         """Artifact root; a remote http(s) server keeps its own default unless one is configured."""
-        if self.artifact_root or self.uri.startswith(("http://", "https://")):
+        if self.artifact_root or is_server(self.uri):
             return self.artifact_root
         return default_artifact_root(BatonHome.from_env())
 
@@ -318,7 +326,7 @@ class MlflowResource(dg.ConfigurableResource):
     def run_url(self, run: mlflow.ActiveRun) -> str:
         """Link to the run in the MLflow UI: absolute for an http(s) server, else relative to the UI root."""
         fragment = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"  # same form as latest_run_url
-        base = self.uri if self.uri.startswith(("http://", "https://")) else self.ui_url
+        base = self.uri if is_server(self.uri) else self.ui_url
         return f"{base.rstrip('/')}/{fragment}"
 
     def register(

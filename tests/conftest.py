@@ -13,7 +13,8 @@ def home(tmp_path, monkeypatch):
     from storage.home import BatonHome
 
     monkeypatch.setenv("BATON_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("BATON_DATASETS_URI", raising=False)
+    for setting in ("BATON_DATASETS_URI", "BATON_CHECKPOINTS_URI", "BATON_MLFLOW_URI", "BATON_EXECUTOR"):
+        monkeypatch.delenv(setting, raising=False)  # a developer's deployment settings stay out of tests
     return BatonHome(str(tmp_path / "home")).ensure()
 
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from assets.clipsep import evaluation, separation_data
 from assets.clipsep.evaluation import LABELS, Evaluated
+from assets.core.distributed import train_distributed
 from assets.core.metadata import markdown_table
 from assets.core.resources import HomeResource
 from assets.core.training import (
@@ -58,6 +59,7 @@ class CLIPSepTrainConfig(dg.Config):
     profile: str = "smoke"
     max_steps: int = 0
     seed: int = 0
+    nproc: int = 1  # training processes under torchrun (one per GPU); 1 trains in this process
 
 
 @dg.asset(
@@ -77,10 +79,13 @@ def clipsep_model(
     with checkpoint_dir(context, home, cfg, REGISTERED, method) as ckpt_dir, tracking.run(
         context, run_name=f"{REGISTERED}-{method}"
     ) as run:
-        model, result = cs.train(cfg, train, valid, ckpt_dir, log_step, progress=sys.stderr.isatty())
+        if config.nproc > 1:
+            result, model_dir = train_distributed(REGISTERED, cfg, train, valid, ckpt_dir, config.nproc, log_step)
+        else:
+            model, result = cs.train(cfg, train, valid, ckpt_dir, log_step, progress=sys.stderr.isatty())
+            model_dir = os.path.join(ckpt_dir, "model")
+            cs.save_model(model, cfg, model_dir)
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "clip_model": clip_model, "train_windows": len(train)})
-        model_dir = os.path.join(ckpt_dir, "model")
-        cs.save_model(model, cfg, model_dir)
         tags = {"method": method, "clip_model": clip_model, "profile": config.profile}
         version = register_model(tracking, run, model_dir, REGISTERED, tags)
     metadata = training_metadata(REGISTERED, version, result, tracking.run_url(run))

@@ -15,10 +15,12 @@ from models.checkpoints import CheckpointInUse, keep_only, locked_folder, prune_
 from models.training import FitResult
 from storage import shards
 from storage.names import UnsafeName, check_name, inside
+from storage.remote_dirs import mirrored, pull_dir
 from storage.tracking import MlflowResource
 
 KEEP_OTHER_CONFIGS = 3  # checkpoint folders of other configs kept per asset and partition, newest first
 MAX_CHECKPOINT_AGE_S = 14 * 24 * 3600  # ... and only while written to in the last two weeks
+RESUME_POINT = "last.pt"  # the checkpoint fit resumes from: a remote copy commits with it
 
 
 def profile_config(profiles: dict[str, Any], profile: str, seed: int, max_steps: int = 0) -> Any:
@@ -58,16 +60,26 @@ def checkpoint_dir(context: dg.AssetExecutionContext, home: HomeResource, cfg: A
     last checkpoint; another setup starts fresh. A second run of the same setup fails at once rather
     than write the same checkpoint. On success only the final checkpoint stays; folders of other
     setups beyond the newest few, or unused for two weeks, are removed.
+
+    With `BATON_CHECKPOINTS_URI` set, the folder is mirrored to the same relative key under it
+    after every checkpoint, and restored from there first when the local copy is missing or older.
     """
     with ExitStack() as held:
         try:
             names = [check_name(part, "checkpoint folder") for part in parts]
-            folder = inside(home.home.checkpoints, *names, config_key(cfg, input_versions(context, home)))
+            key = [*names, config_key(cfg, input_versions(context, home))]
+            folder = inside(home.home.checkpoints, *key)
             held.enter_context(locked_folder(folder))
         except (CheckpointInUse, UnsafeName) as exc:
             raise dg.Failure(str(exc), allow_retries=False) from exc
+        if remote := home.home.checkpoints_uri:
+            remote = "/".join([remote.rstrip("/"), *key])
+            if pull_dir(remote, str(folder), RESUME_POINT):
+                context.log.info(f"restored checkpoint folder from {remote}")
         keep_only(folder)
         prune_folders(folder.parent, folder.name, KEEP_OTHER_CONFIGS, MAX_CHECKPOINT_AGE_S)
+        if remote:
+            held.enter_context(mirrored(str(folder), remote, RESUME_POINT))
         yield str(folder)
         keep_only(folder)
 

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from assets.core import plots
+from assets.core.dataset_shards import complete, datasets_of, parse_key
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown
 from assets.core.partitions import DATASETS
 from assets.core.resources import HomeResource
@@ -41,7 +42,7 @@ def event_sequences(context: dg.AssetExecutionContext, config: EventConfig, home
         root, "event_sequences", partition, tables.EVENTS, rows_per_shard=config.rows_per_shard,
         code_version=code_version(context), upstream={"notes": shards.read_manifest(root, "notes", partition).version},
     ) as writer:
-        lengths = events.write_sequences(partition, iter_songs(shards.iter_batches(root, "notes", [partition])), splits, writer)
+        lengths = events.write_sequences(parse_key(partition)[0], iter_songs(shards.iter_batches(root, "notes", [partition])), splits, writer)
     summary = events.summary(lengths, splits)
     return dg.MaterializeResult(
         metadata={
@@ -82,7 +83,8 @@ def train_and_register(
     except ValueError as exc:
         raise dg.Failure(str(exc)) from exc
     root = home.home.datasets
-    missing = [d for d in datasets if shards.read_manifest(root, "event_sequences", d) is None]
+    available = shards.list_partitions(root, "event_sequences")
+    missing = [d for d in datasets if not complete(d, available)]
     if missing:
         raise dg.Failure(f"event_sequences not materialized for {missing}: materialize those partitions first")
     with checkpoint_dir(context, home, cfg, "music_lm", training_set) as ckpt_dir, tracking.run(
@@ -111,12 +113,15 @@ def train_and_register(
 def music_lm(
     context: dg.AssetExecutionContext, config: MusicLMConfig, home: HomeResource, tracking: MlflowResource
 ) -> dg.MaterializeResult:
-    """A language model over one dataset's event sequences, registered as music_lm-<dataset>@candidate."""
-    return train_and_register(context, config, home, tracking, context.partition_key, [context.partition_key], False)
+    """A language model over one dataset's event sequences, registered as music_lm-<dataset>@candidate;
+    any shard of a sharded dataset trains it on every shard."""
+    dataset = parse_key(context.partition_key)[0]
+    return train_and_register(context, config, home, tracking, dataset, [dataset], False)
 
 
 def combined_datasets(config: MusicLMConfig, home: HomeResource) -> list[str]:
-    return config.datasets or shards.list_partitions(home.home.datasets, "event_sequences")
+    """The datasets asked for, else every dataset whose event sequences exist for all of its shards."""
+    return config.datasets or datasets_of(shards.list_partitions(home.home.datasets, "event_sequences"))
 
 
 @dg.asset(
@@ -153,7 +158,7 @@ def cross_dataset_perplexity(
     """Train-by-test perplexity matrix (Figure 2.10); a per-dataset candidate that beats its champion
     in domain is promoted."""
     root = home.home.datasets
-    datasets = config.datasets or shards.list_partitions(root, "event_sequences")
+    datasets = config.datasets or datasets_of(shards.list_partitions(root, "event_sequences"))
     training_sets = [*datasets, *language_model.COMBINED_MODES]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     models, versions = {}, {}

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import torch
 
 from assets.core import plots
+from assets.core.dataset_shards import keys_of
 from assets.cross_dataset.events import VOCAB_SIZE
 from models import music_lm
 from models.training import FitResult
@@ -26,11 +27,13 @@ COMBINED_MODES = ("all", "stratified")
 
 
 def sequence_source(datasets_root: str, dataset: str, split: str) -> Callable[[], Iterable[np.ndarray]]:
-    """A re-callable stream of one split's event arrays (what crop_batches and evaluate consume)."""
+    """A re-callable stream of one split's event arrays over every shard of ``dataset`` (what
+    crop_batches and evaluate consume)."""
 
     def stream() -> Iterable[np.ndarray]:
+        keys = keys_of(dataset, shards.list_partitions(datasets_root, EVENTS_ASSET)) or [dataset]
         for batch in shards.iter_batches(
-            datasets_root, EVENTS_ASSET, [dataset], columns=["events"], filter=pc.field("split") == split
+            datasets_root, EVENTS_ASSET, keys, columns=["events"], filter=pc.field("split") == split
         ):
             for events in batch.column("events").to_numpy(zero_copy_only=False):
                 yield np.asarray(events, dtype=np.int64)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from mlflow.entities.model_registry import ModelVersion
 
+from assets.core.distributed import train_distributed
 from assets.core.metadata import markdown_table, png_markdown
 from assets.core.resources import HomeResource
 from assets.core.training import (
@@ -56,6 +57,7 @@ class DeepPerformerTrainConfig(dg.Config):
     profile: str = "smoke"
     max_steps: int = 0  # 0: the profile's
     seed: int = 0
+    nproc: int = 1  # training processes under torchrun (one per GPU); 1 trains in this process
 
 
 def train_and_register(
@@ -69,10 +71,15 @@ def train_and_register(
     cfg = training_sets.variant_config(base, len(performers), variant)
     name = ALIGNMENT if kind == "alignment" else SYNTHESIS
     with checkpoint_dir(context, home, cfg, name, variant) as ckpt_dir, tracking.run(context, run_name=f"{name}-{variant}") as run:
-        model, result = dp.train(kind, cfg, train_clips, valid_clips, ckpt_dir, log_step, progress=sys.stderr.isatty())
+        if config.nproc > 1:
+            result, model_dir = train_distributed(
+                f"deep_performer_{kind}", cfg, train_clips, valid_clips, ckpt_dir, config.nproc, log_step
+            )
+        else:
+            model, result = dp.train(kind, cfg, train_clips, valid_clips, ckpt_dir, log_step, progress=sys.stderr.isatty())
+            model_dir = os.path.join(ckpt_dir, "model")
+            dp.save_model(model, cfg, model_dir)
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "train_clips": len(train_clips)})
-        model_dir = os.path.join(ckpt_dir, "model")
-        dp.save_model(model, cfg, model_dir)
         performing.write_context(model_dir, performers, train.column("qpm").to_numpy())
         tags = {"kind": kind, "variant": variant, "profile": config.profile, "performers": ",".join(performers)}
         version = register_model(tracking, run, model_dir, name, tags)

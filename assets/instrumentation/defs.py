@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from assets.core import plots
+from assets.core.dataset_shards import all_keys, datasets_of, parse_key
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from assets.core.partitions import DATASETS
 from assets.core.rejects import rejects_table
@@ -55,13 +56,14 @@ class PartNotesConfig(dg.Config):
 def part_notes_asset(context: dg.AssetExecutionContext, config: PartNotesConfig, home: HomeResource):
     """Part-labelled downmixes at 24 steps per quarter (one row per song), 8:1:1 split by song."""
     root, partition, version = home.home.datasets, context.partition_key, code_version(context)
+    dataset = parse_key(partition)[0]
     try:
-        scheme = part_notes.scheme_for(config.scheme, partition)
+        scheme = part_notes.scheme_for(config.scheme, dataset)
     except ValueError as exc:
         raise dg.Failure(str(exc)) from exc
     song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
     splits = assign_splits(song_ids, seed=config.split_seed)
-    songs, rejects = part_notes.extract_rejecting(partition, shards.iter_batches(root, "notes", [partition]), scheme, splits)
+    songs, rejects = part_notes.extract_rejecting(dataset, shards.iter_batches(root, "notes", [partition]), scheme, splits)
     manifest = shards.write_table(
         root, "part_notes", partition, part_notes.to_table(songs), code_version=version,
         upstream={"notes": shards.read_manifest(root, "notes", partition).version},
@@ -88,9 +90,11 @@ def read_songs(home: HomeResource, datasets: list[str], split: str) -> list[part
 
 
 def part_datasets(home: HomeResource, requested: list[str]) -> list[str]:
+    """The partitions (every shard) of the datasets picked by name among those with complete part notes."""
     available = shards.list_partitions(home.home.datasets, "part_notes")
+    datasets = datasets_of(available)
     try:
-        return pick_datasets("part_notes", requested, available, DEFAULT_DATASETS, available[:1])
+        return all_keys(pick_datasets("part_notes", requested, datasets, DEFAULT_DATASETS, datasets[:1]), available)
     except NotMaterialized as exc:
         raise dg.Failure(str(exc)) from exc
 

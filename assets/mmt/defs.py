@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from assets.core.dataset_shards import all_keys, datasets_of, parse_key
+from assets.core.distributed import train_distributed
 from assets.core.metadata import manifest_metadata, markdown_table, png_markdown, preview
 from assets.core.partitions import DATASETS
 from assets.core.rejects import rejects_table
@@ -63,7 +65,7 @@ def mmt_codes(context: dg.AssetExecutionContext, config: CodesConfig, home: Home
     song_ids = shards.read_table(root, "songs", [partition], columns=["song"]).column("song").to_pylist()
     splits = assign_splits(song_ids, seed=config.split_seed)
     rows = mmt_data.encode_songs(
-        partition, shards.iter_batches(root, "notes", [partition]), splits, mmt.PREPARATIONS[config.profile]
+        parse_key(partition)[0], shards.iter_batches(root, "notes", [partition]), splits, mmt.PREPARATIONS[config.profile]
     )
     with shards.ShardWriter(
         root, mmt_data.ASSET, partition, mmt_data.CODES, rows_per_shard=config.rows_per_shard,
@@ -90,12 +92,15 @@ class MMTTrainConfig(dg.Config):
     datasets: list[str] = []  # default: the multi-part collections that have codes
     max_steps: int = 0  # 0: the profile's
     seed: int = 0
+    nproc: int = 1  # training processes under torchrun (one per GPU); 1 trains in this process
 
 
 def training_sets(home: HomeResource, requested: list[str]) -> list[str]:
+    """The partitions (every shard) of the datasets picked by name among those with complete codes."""
     available = shards.list_partitions(home.home.datasets, mmt_data.ASSET)
+    datasets = datasets_of(available)
     try:
-        return pick_datasets(mmt_data.ASSET, requested, available, mmt_data.DEFAULT_DATASETS, available)
+        return all_keys(pick_datasets(mmt_data.ASSET, requested, datasets, mmt_data.DEFAULT_DATASETS, datasets), available)
     except NotMaterialized as exc:
         raise dg.Failure(str(exc)) from exc
 
@@ -118,10 +123,13 @@ def mmt_model(
         raise dg.Failure(f"{datasets} have {len(train_seqs)} training and {len(valid_seqs)} validation songs; need both")
     with checkpoint_dir(context, home, cfg, "mmt") as ckpt_dir, tracking.run(context, run_name="mmt") as run:
         mlflow.log_params({**asdict(cfg), "profile": config.profile, "datasets": ",".join(datasets)})
-        model, result = mmt.train(cfg, train_seqs, valid_seqs, ckpt_dir, log_step, progress=sys.stderr.isatty())
+        if config.nproc > 1:
+            result, model_dir = train_distributed("mmt", cfg, train_seqs, valid_seqs, ckpt_dir, config.nproc, log_step)
+        else:
+            model, result = mmt.train(cfg, train_seqs, valid_seqs, ckpt_dir, log_step, progress=sys.stderr.isatty())
+            model_dir = os.path.join(ckpt_dir, "model")
+            mmt.save_model(model, cfg, model_dir)
         mlflow.log_metrics({"best_val_loss": result.best_metric, "steps": result.steps})
-        model_dir = os.path.join(ckpt_dir, "model")
-        mmt.save_model(model, cfg, model_dir)
         version = register_model(tracking, run, model_dir, REGISTERED, {"datasets": ",".join(datasets), "profile": config.profile})
     return dg.MaterializeResult(
         metadata={**training_metadata(REGISTERED, version, result, tracking.run_url(run)), "train_songs": len(train_seqs)}

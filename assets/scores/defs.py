@@ -9,6 +9,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from assets.core import incoming
+from assets.core.dataset_shards import parse_key
 from assets.core.metadata import manifest_metadata, png_markdown, preview
 from assets.core.partitions import DATASETS
 from assets.core.plots import save_pngs
@@ -16,7 +17,7 @@ from assets.core.rejects import reject_rate, rejects_table
 from assets.core.resources import HomeResource, QualityGates
 from assets.core.versions import code_version
 from assets.scores import checks, ingest, stats, tables
-from assets.scores.datasets import download, get_info, list_items
+from assets.scores.datasets import download, get_info, shard_items
 from assets.scores.datasets.local import incoming_folder
 from storage import shards
 from storage.tracking import MlflowResource
@@ -31,15 +32,18 @@ class ScoreFilesConfig(dg.Config):
 
 @dg.asset(partitions_def=DATASETS, group_name=GROUP, io_manager_key="shard_io")
 def score_files(context: dg.AssetExecutionContext, config: ScoreFilesConfig, home: HomeResource) -> pd.DataFrame:
-    """The score files of one dataset: a music21-corpus collection, a downloaded or a local folder."""
-    name, paths = context.partition_key, home.home
+    """The score files of one dataset (a music21-corpus collection, a downloaded or a local folder),
+    or of one shard of it: the files whose id hashes to the partition's shard."""
+    key, paths = context.partition_key, home.home
+    name, shard, n = parse_key(key)
     drops = os.path.join(paths.incoming, "scores")
     refused = incoming.claim_step(context, config.claim, drops, incoming_folder(name, paths.raw)) if config.claim else []
     if config.download and get_info(name, paths.local_datasets).kind == "remote":
         download(name, paths.raw, progress=sys.stderr.isatty())
-    frame = ingest.items_frame(list_items(name, paths.raw, paths.local_datasets))
+    frame = ingest.items_frame(shard_items(key, paths.raw, paths.local_datasets))
     context.add_output_metadata(
         {"items": len(frame), "formats": dg.MetadataValue.json(frame["format"].value_counts().to_dict())}
+        | ({"dataset": name, "shard": f"{shard} of {n}"} if n > 1 else {})
         | ({"claim_rejects": preview(rejects_table(refused))} if refused else {})
     )
     return frame

@@ -1,13 +1,14 @@
 """Score files to song rows and note tables, fanned out over a process pool.
 
 Parsing dominates ingestion time and is independent per file, so items go to a pool sized to
-the cores; results come back in item order so that re-running gives byte-identical shards.
-A failing item becomes a reject row instead of an exception; a worker that dies, or that runs
-past the per-file time limit and is killed, takes only its own item with it.
+the cores, several to a message; results come back in item order so that re-running gives
+byte-identical shards. A failing item becomes a reject row instead of an exception; a worker
+that dies, or that runs past the per-file time limit and is killed, takes only its own item with it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import heapq
 import multiprocessing
@@ -27,9 +28,10 @@ import pyarrow as pa
 
 from assets.core.processes import die_with_parent, exit_reason
 from assets.core.rejects import Reject
-from assets.scores import tables
+from assets.scores import midi_arrays, tables
 from assets.scores.datasets import ScoreItem
-from assets.scores.readers import read_item
+from assets.scores.midi_arrays import ScoreArrays
+from assets.scores.readers import read_score
 from storage import shards
 
 DEFAULT_QPM = 120.0
@@ -57,77 +59,122 @@ def tick_seconds(ticks: np.ndarray, tempo_times: np.ndarray, qpms: np.ndarray, r
 
 
 def music_to_rows(music: muspy.Music, item: ScoreItem, sha256: str) -> Parsed:
-    """One song row and its note table; every per-note quantity is computed on whole arrays."""
-    res = int(music.resolution)
-    tempo_times = np.array([t.time for t in music.tempos], dtype=np.int64)
-    qpms = np.array([t.qpm for t in music.tempos], dtype=np.float64)
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in ("track", "program", "is_drum", "onset", "duration", "pitch", "velocity")}
-    part_names: list[str] = []
-    for index, track in enumerate(music.tracks):
-        if not track.notes:
-            continue
-        arr = np.array([(n.time, n.duration, n.pitch, n.velocity) for n in track.notes], dtype=np.int64)
-        n = len(arr)
-        columns["track"].append(np.full(n, index, np.int16))
-        columns["program"].append(np.full(n, track.program, np.int8))
-        columns["is_drum"].append(np.full(n, bool(track.is_drum)))
-        columns["onset"].append(arr[:, 0])
-        columns["duration"].append(arr[:, 1])
-        columns["pitch"].append(np.clip(arr[:, 2], 0, 127).astype(np.int8))
-        columns["velocity"].append(np.clip(arr[:, 3], 0, 127).astype(np.int8))
-        part_names.extend([_capped(track.name)] * n)
-    if not part_names:
-        raise ValueError("score has no notes")
-    cols = {k: np.concatenate(v) for k, v in columns.items()}
-    order = np.lexsort((cols["pitch"], cols["track"], cols["onset"]))
-    cols = {k: v[order] for k, v in cols.items()}
-    names = np.array(part_names, dtype=object)[order]
-    onset_s = tick_seconds(cols["onset"], tempo_times, qpms, res)
-    end_s = tick_seconds(cols["onset"] + cols["duration"], tempo_times, qpms, res)
-    n = len(order)
-    notes = pa.table(
-        {
-            "song": pa.array([item.item_id] * n, pa.string()),
-            "dataset": pa.array([item.dataset] * n, pa.string()),
-            "track": cols["track"],
-            "part_name": pa.array(names, pa.string()),
-            "program": cols["program"],
-            "is_drum": cols["is_drum"],
-            "resolution": np.full(n, res, np.int32),
-            "onset": cols["onset"],
-            "duration": cols["duration"],
-            "onset_seconds": onset_s,
-            "duration_seconds": end_s - onset_s,
-            "pitch": cols["pitch"],
-            "velocity": cols["velocity"],
-            "beat": cols["onset"] // res,
-            "position": (cols["onset"] % res).astype(np.int32),
-        },
-        schema=tables.NOTES,
+    """One song row and its note table of a muspy score."""
+    return arrays_to_rows(music_arrays(music), item, sha256)
+
+
+def music_arrays(music: muspy.Music) -> ScoreArrays:
+    """A muspy score as whole arrays, the one form both readers' scores become rows from."""
+    notes = [(index, n.time, n.duration, n.pitch, n.velocity) for index, t in enumerate(music.tracks) for n in t.notes]
+    arr = np.array(notes, dtype=np.int64).reshape(-1, 5)
+    return ScoreArrays(
+        resolution=int(music.resolution),
+        title=music.metadata.title,
+        tempos=[(t.time, t.qpm) for t in music.tempos],
+        key_signatures=[(k.time, k.root, k.mode, k.fifths) for k in music.key_signatures],
+        time_signatures=[(t.time, t.numerator, t.denominator) for t in music.time_signatures],
+        programs=[t.program for t in music.tracks],
+        is_drum=[bool(t.is_drum) for t in music.tracks],
+        names=[t.name for t in music.tracks],
+        track=arr[:, 0],
+        onset=arr[:, 1],
+        duration=arr[:, 2],
+        pitch=arr[:, 3],
+        velocity=arr[:, 4],
+        reader="muspy",
     )
-    end_tick = int((cols["onset"] + cols["duration"]).max())
+
+
+@dataclass(frozen=True)
+class NoteColumns:
+    """One score's note rows as numpy columns, all but the string ones: many scores' columns become
+    one Arrow table at once, so no file pays Arrow's fixed cost of building a table of its own."""
+
+    item: ScoreItem
+    names: list[str]  # per track, capped
+    track: np.ndarray
+    columns: dict[str, np.ndarray]
+
+
+def arrays_to_rows(score: ScoreArrays, item: ScoreItem, sha256: str) -> Parsed:
+    """One song row and its note table; every per-note quantity is computed on whole arrays."""
+    song, columns = arrays_to_columns(score, item, sha256)
+    return Parsed(song=song, notes=notes_table([columns]))
+
+
+def arrays_to_columns(score: ScoreArrays, item: ScoreItem, sha256: str) -> tuple[dict, NoteColumns]:
+    """One song row and its note columns."""
+    if not len(score.track):
+        raise ValueError("score has no notes")
+    res = score.resolution
+    tempo_times = np.array([t for t, _ in score.tempos], dtype=np.int64)
+    qpms = np.array([q for _, q in score.tempos], dtype=np.float64)
+    pitch = np.clip(score.pitch, 0, 127).astype(np.int8)
+    order = np.lexsort((pitch, score.track, score.onset))
+    track = score.track[order]
+    onset = score.onset[order]
+    duration = score.duration[order]
+    n = len(order)
+    seconds = tick_seconds(np.concatenate([onset, onset + duration]), tempo_times, qpms, res)
+    onset_s, end_s = seconds[:n], seconds[n:]
+    columns = {
+        "track": track.astype(np.int16),
+        "program": np.array(score.programs, np.int8)[track],
+        "is_drum": np.array(score.is_drum, bool)[track],
+        "resolution": np.full(n, res, np.int32),
+        "onset": onset,
+        "duration": duration,
+        "onset_seconds": onset_s,
+        "duration_seconds": end_s - onset_s,
+        "pitch": pitch[order],
+        "velocity": np.clip(score.velocity[order], 0, 127).astype(np.int8),
+        "beat": onset // res,
+        "position": (onset % res).astype(np.int32),
+    }
+    end_tick = int((onset + duration).max())
     song = {
         "dataset": item.dataset,
         "song": item.item_id,
         "source_path": item.path,
         "sha256": sha256,
-        "title": _capped(music.metadata.title),
+        "reader": score.reader,
+        "title": _capped(score.title),
         "resolution": res,
         "initial_tempo": float(qpms[np.argmin(tempo_times)]) if len(qpms) else DEFAULT_QPM,
-        "tempos": [{"time": int(t.time), "qpm": float(t.qpm)} for t in music.tempos],
+        "tempos": [{"time": int(t), "qpm": float(q)} for t, q in score.tempos],
         "key_signatures": [
-            {"time": int(k.time), "root": k.root, "mode": k.mode, "fifths": k.fifths} for k in music.key_signatures
+            {"time": int(t), "root": root, "mode": mode, "fifths": fifths} for t, root, mode, fifths in score.key_signatures
         ],
         "time_signatures": [
-            {"time": int(t.time), "numerator": t.numerator, "denominator": t.denominator}
-            for t in music.time_signatures
+            {"time": int(t), "numerator": num, "denominator": den} for t, num, den in score.time_signatures
         ],
-        "n_tracks": len({int(t) for t in cols["track"]}),
+        "n_tracks": int(np.count_nonzero(np.bincount(track))),
         "n_notes": n,
         "length_beats": end_tick / res,
         "length_seconds": float(end_s.max()),
     }
-    return Parsed(song=song, notes=notes)
+    return song, NoteColumns(item, [_capped(name) for name in score.names], track, columns)
+
+
+def notes_table(scores: Sequence[NoteColumns]) -> pa.Table:
+    """The note rows of `scores`, one after another, as one table; the string columns are taken
+    from each score's few distinct strings by index, in Arrow, not made one Python string a row."""
+    counts = np.array([len(s.track) for s in scores], np.int64)
+    which = np.repeat(np.arange(len(scores), dtype=np.int32), counts)
+    first_name = np.cumsum([0] + [len(s.names) for s in scores[:-1]])
+    name_index = np.concatenate([s.track.astype(np.int64) + first for s, first in zip(scores, first_name)])
+    strings = {
+        "song": pa.array([s.item.item_id for s in scores], pa.string()).take(which),
+        "dataset": pa.array([s.item.dataset for s in scores], pa.string()).take(which),
+        "part_name": pa.array([name for s in scores for name in s.names], pa.string()).take(name_index),
+    }
+    return pa.table(
+        {
+            name: strings[name] if name in strings else np.concatenate([s.columns[name] for s in scores])
+            for name in tables.NOTES.names
+        },
+        schema=tables.NOTES,
+    )
 
 
 def _capped(text: str | None) -> str:
@@ -156,12 +203,22 @@ class Limits:
 
 def parse_item(item: ScoreItem, limits: Limits = Limits()) -> Parsed | Reject:
     """Never raises: whatever goes wrong with one file is that file's reject row."""
+    result = parse_columns(item, limits)
+    if isinstance(result, Reject):
+        return result
+    song, columns = result
+    return Parsed(song=song, notes=notes_table([columns]))
+
+
+def parse_columns(item: ScoreItem, limits: Limits = Limits()) -> tuple[dict, NoteColumns] | Reject:
+    """parse_item's song row and note columns, before they become a table; never raises."""
     try:
-        music = read_item(item, resolution=limits.resolution, max_bytes=limits.max_bytes, max_notes=limits.max_notes)
+        score = read_score(item, resolution=limits.resolution, max_bytes=limits.max_bytes, max_notes=limits.max_notes)
     except Exception as error:  # noqa: BLE001 - any failure of one file is recorded, not raised
         return _reject(item, getattr(error, "stage", "read"), error)
     try:
-        return music_to_rows(music, item, file_sha256(item.path))
+        arrays = score if isinstance(score, ScoreArrays) else music_arrays(score)
+        return arrays_to_columns(arrays, item, file_sha256(item.path))
     except Exception as error:  # noqa: BLE001
         return _reject(item, "convert", error)
 
@@ -199,8 +256,9 @@ def parse_all(
         pool.close()
 
 
-IN_FLIGHT = 2  # items queued per worker, so a worker never waits for the parent between items
-REORDER = 8  # items a worker may run ahead of the oldest unfinished one: bounds buffered results
+BATCH = 16  # items sent to a worker in one message, and their results sent back in one: a MIDI file
+# parses in a fraction of a millisecond, so a message per file would cost the parent more than the parse
+REORDER = 4 * BATCH  # items a worker may run ahead of the oldest unfinished one: bounds buffered results
 MEMORY_POLL_S = 0.2  # how often workers' memory is checked while they parse
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -214,22 +272,65 @@ def resident_bytes(pid: int) -> int:
         return 0
 
 
-def _serve(conn: Connection, parent: int, limits: Limits) -> None:
-    """A worker's loop: (index, item) in, (index, result) out, until the parent sends None."""
+def _serve(conn: Connection, parent: int, limits: Limits, progress: ctypes.Array) -> None:
+    """A worker's loop: a batch of (index, item) in, until the parent sends None; the batch's results
+    out in one message, their notes as one Arrow IPC stream. Before each file it records in
+    `progress` when the file started and how many files it has started, so the parent still times,
+    and if need be kills, one file at a time."""
     die_with_parent(parent)
-    while (job := conn.recv()) is not None:
-        index, item = job
-        conn.send((index, parse_item(item, limits)))
+    started = 0
+    while (jobs := conn.recv()) is not None:
+        results, parsed = [], []
+        for index, item in jobs:
+            progress[1] = time.monotonic()
+            started += 1
+            progress[0] = started
+            result = parse_columns(item, limits)
+            if isinstance(result, Reject):
+                results.append((index, result))
+            else:
+                results.append((index, result[0]))
+                parsed.append(result[1])
+        conn.send((results, _ipc_bytes(notes_table(parsed)) if parsed else b""))
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _batch_results(results: list[tuple[int, dict | Reject]], notes: bytes) -> Iterator[tuple[int, Parsed | Reject]]:
+    """A worker's batch message as one result per file, each file's notes a slice of the batch's table."""
+    table = pa.ipc.open_stream(notes).read_all() if notes else None
+    offset = 0
+    for index, result in results:
+        if isinstance(result, Reject):
+            yield index, result
+        else:
+            yield index, Parsed(song=result, notes=table.slice(offset, result["n_notes"]))
+            offset += result["n_notes"]
 
 
 @dataclass
 class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: Connection
-    queue: deque[int] = field(default_factory=deque)  # indexes sent, oldest (the one running) first
-    since: float = 0.0  # when the oldest queued item started
+    progress: ctypes.Array  # written by the worker: files started so far, and when the latest one started
+    queue: deque[int] = field(default_factory=deque)  # indexes sent and not yet back, in the order sent
+    since: float = 0.0  # when the parent last heard from it, or gave it work while it had none
+    received: int = 0  # results back so far
     hung_up: bool = False  # its pipe closed: the process is gone or going
     base_rss: int = 0  # resident bytes when forked: what it shares with the parent, not what a parse costs
+
+    def running(self) -> int:
+        """Position in `queue` of the file being parsed (the first when none has started since the
+        last results came back: a worker that dies then died on its way to the first)."""
+        return max(0, int(self.progress[0]) - self.received - 1)
+
+    def started_at(self) -> float:
+        return max(self.since, self.progress[1])
 
     def stop(self) -> None:
         self.process.kill()
@@ -246,15 +347,17 @@ class _Pool:
 
     def __init__(self, size: int, limits: Limits):
         self.limits = limits
+        midi_arrays.load_scan()  # before forking, so that every worker inherits it
         self.context = multiprocessing.get_context("fork")
         self.workers = [self._start() for _ in range(size)]
 
     def _start(self) -> _Worker:
         parent_end, child_end = self.context.Pipe()
-        process = self.context.Process(target=_serve, args=(child_end, os.getpid(), self.limits), daemon=True)
+        progress = self.context.RawArray(ctypes.c_double, 2)
+        process = self.context.Process(target=_serve, args=(child_end, os.getpid(), self.limits, progress), daemon=True)
         process.start()
         child_end.close()
-        return _Worker(process, parent_end, base_rss=resident_bytes(process.pid))
+        return _Worker(process, parent_end, progress, base_rss=resident_bytes(process.pid))
 
     def close(self) -> None:
         for worker in self.workers:
@@ -277,34 +380,43 @@ class _Pool:
                     on_result()
 
     def _dispatch(self, items: Sequence[ScoreItem], pending: list[int], horizon: int) -> None:
+        """Give each worker holding one batch at most another, so it never waits for the parent."""
         for worker in self.workers:
-            while len(worker.queue) < IN_FLIGHT and pending and pending[0] < horizon:
-                index = heapq.heappop(pending)
-                if not worker.queue:
-                    worker.since = time.monotonic()
-                worker.queue.append(index)
-                worker.conn.send((index, items[index]))
+            if len(worker.queue) > BATCH:
+                continue
+            room = min(BATCH, max(1, len(pending) // len(self.workers)))  # spread a short list
+            batch = []
+            while len(batch) < room and pending and pending[0] < horizon:
+                batch.append(heapq.heappop(pending))
+            if not batch:
+                continue
+            if not worker.queue:
+                worker.since = time.monotonic()
+            worker.queue.extend(batch)
+            worker.conn.send([(index, items[index]) for index in batch])
 
     def _collect(self) -> Iterator[tuple[int, Parsed | Reject]]:
         """Results that arrive before the earliest deadline of a running item."""
         busy = [w for w in self.workers if w.queue]
-        deadline = min(w.since for w in busy) + self.limits.timeout_s
+        deadline = min(w.started_at() for w in busy) + self.limits.timeout_s
         wait = min(max(0.0, deadline - time.monotonic()), MEMORY_POLL_S)
         ready = connection.wait([w.conn for w in busy], timeout=wait)
         for worker in busy:
             while worker.conn in ready and worker.queue and worker.conn.poll():
                 try:
-                    index, result = worker.conn.recv()
+                    results, notes = worker.conn.recv()
                 except (EOFError, OSError):
                     worker.hung_up = True
                     break
-                worker.queue.popleft()
+                for _ in results:
+                    worker.queue.popleft()
+                worker.received += len(results)
                 worker.since = time.monotonic()
-                yield index, result
+                yield from _batch_results(results, notes)
 
     def _lost(self, worker: _Worker) -> bool:
         """Dead, or running one item for longer than the limit, or grown past the memory limit."""
-        overdue = bool(worker.queue) and time.monotonic() - worker.since >= self.limits.timeout_s
+        overdue = bool(worker.queue) and time.monotonic() - worker.started_at() >= self.limits.timeout_s
         return worker.hung_up or overdue or self._swollen(worker) or not worker.process.is_alive()
 
     def _swollen(self, worker: _Worker) -> bool:
@@ -312,8 +424,9 @@ class _Pool:
         return bool(worker.queue) and grown > self.limits.max_memory_mb * 2**20
 
     def _replace(self, position: int, items: Sequence[ScoreItem], pending: list[int]) -> dict[int, Reject]:
-        """Kill and replace a lost worker: its running item becomes a reject and the items queued
-        behind it go back to the pending ones."""
+        """Kill and replace a lost worker: its running item becomes a reject and the other items it
+        held (those of its batch parsed before it, whose results die with it, and those queued
+        behind it) go back to the pending ones."""
         worker = self.workers[position]
         crashed = worker.hung_up or not worker.process.is_alive()
         swollen = not crashed and self._swollen(worker)
@@ -321,7 +434,8 @@ class _Pool:
         self.workers[position] = self._start()
         if not worker.queue:
             return {}
-        index, *queued = worker.queue
+        queued = list(worker.queue)
+        index = queued.pop(min(worker.running(), len(queued) - 1))
         for other in queued:
             heapq.heappush(pending, other)
         item = items[index]
@@ -354,16 +468,25 @@ def frame_items(frame: pd.DataFrame) -> list[ScoreItem]:
     ]
 
 
+WRITE_ROWS = 65_536  # note rows handed to the writer at once: its checks cost as much for a file's rows as for many files
+
+
 def write_parsed(results: Iterable[Parsed | Reject], writer: shards.ShardWriter) -> tuple[list[dict], list[Reject]]:
     """Stream every parsed score's notes into ``writer``; the song rows and the rejects come back, in
     item order, so songs, notes and rejects all come out of one parsing pass."""
-    songs, rejects = [], []
+    songs, rejects, notes, held = [], [], [], 0
     for result in results:
         if isinstance(result, Reject):
             rejects.append(result)
-        else:
-            songs.append(result.song)
-            writer.write(result.notes)
+            continue
+        songs.append(result.song)
+        notes.append(result.notes)
+        held += result.notes.num_rows
+        if held >= WRITE_ROWS:
+            writer.write(pa.concat_tables(notes))
+            notes, held = [], 0
+    if notes:
+        writer.write(pa.concat_tables(notes))
     return songs, rejects
 
 

@@ -25,6 +25,7 @@ import muspy
 
 from .datasets import ScoreItem
 from .datasets.formats import abc_tune_text, read_abc_lines
+from .midi_arrays import ScoreArrays, read_midi_arrays
 from .music21_convert import from_music21
 
 
@@ -49,29 +50,48 @@ def read_item(
     item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000, max_notes: int = 2_000_000
 ) -> muspy.Music:
     """Parse `item` into muspy at `resolution` ticks per quarter; raises RejectError."""
+    return _read(item, MUSPY_PARSERS.get(item.format), resolution, max_bytes, max_notes)
+
+
+def read_score(
+    item: ScoreItem, resolution: int = 24, max_bytes: int = 50_000_000, max_notes: int = 2_000_000
+) -> muspy.Music | ScoreArrays:
+    """What ingestion reads: read_item's score, except MIDI comes as symusic's note arrays wherever
+    they are muspy's reading of the file, with no per-note objects; raises RejectError."""
+    return _read(item, PARSERS.get(item.format), resolution, max_bytes, max_notes)
+
+
+def _read(
+    item: ScoreItem, parser: Parser | None, resolution: int, max_bytes: int, max_notes: int
+) -> muspy.Music | ScoreArrays:
     path = Path(item.path)
     check_file(path, max_bytes)
-    parser = PARSERS.get(item.format)
     if parser is None:
         raise RejectError("format", "UnsupportedFormat", f"unsupported file type {path.suffix or '(none)'}: {path}")
     if item.format in XML_FORMATS:
         check_xml(path, max_bytes)
     try:
-        music = parser(item, resolution)
+        score = parser(item, resolution)
     except RejectError:
         raise
     except Exception as error:  # parsers raise anything on bad input; all of it is a reject
         raise RejectError("parse", type(error).__name__, f"cannot parse {item.item_id}: {_describe(error)}") from error
-    music.adjust_resolution(resolution)
-    music.metadata = music.metadata or muspy.Metadata()
-    music.metadata.source_filename = path.name
-    music.metadata.source_format = item.format
-    notes = sum(len(track.notes) for track in music.tracks)
+    if isinstance(score, ScoreArrays):
+        check_note_count(item, len(score.pitch), max_notes)
+        return score
+    score.adjust_resolution(resolution)
+    score.metadata = score.metadata or muspy.Metadata()
+    score.metadata.source_filename = path.name
+    score.metadata.source_format = item.format
+    check_note_count(item, sum(len(track.notes) for track in score.tracks), max_notes)
+    return score
+
+
+def check_note_count(item: ScoreItem, notes: int, max_notes: int) -> None:
     if not notes:
         raise RejectError("content", "EmptyScore", f"{item.item_id} holds no notes")
     if notes > max_notes:
         raise RejectError("content", "TooManyNotes", f"{item.item_id} holds {notes} notes, more than the limit of {max_notes}")
-    return music
 
 
 def check_file(path: Path, max_bytes: int) -> None:
@@ -147,9 +167,29 @@ _MTHD = struct.Struct(">4sIHHH")  # "MThd", header length, format, track count, 
 _CHUNK = struct.Struct(">4sI")  # chunk type, data length
 
 
-def _read_midi(item: ScoreItem, resolution: int) -> muspy.Music:
+def _read_midi_muspy(item: ScoreItem, resolution: int) -> muspy.Music:
     check_track_count(Path(item.path))
     return muspy.read_midi(item.path)
+
+
+def _read_midi(item: ScoreItem, resolution: int) -> muspy.Music | ScoreArrays:
+    """symusic's note arrays where they are provably muspy's reading, else muspy's reading.
+
+    When both fail the reject keeps both errors: symusic's alone hides that muspy failed too, and
+    muspy's alone hides why the fast reader was not used.
+    """
+    check_track_count(Path(item.path))
+    try:
+        return read_midi_arrays(item.path, resolution)
+    except Exception as symusic_error:  # noqa: BLE001 - symusic and the scan raise anything; muspy decides
+        try:
+            return muspy.read_midi(item.path)
+        except Exception as muspy_error:
+            raise RejectError(
+                "parse",
+                type(muspy_error).__name__,
+                f"cannot parse {item.item_id}: symusic: {_describe(symusic_error)}; muspy: {_describe(muspy_error)}",
+            ) from muspy_error
 
 
 def check_track_count(path: Path) -> None:
@@ -261,10 +301,13 @@ def _read_music21(item: ScoreItem, resolution: int) -> muspy.Music:
     return from_music21(music21.converter.parse(item.path, forceSource=True), resolution)
 
 
-PARSERS: dict[str, Callable[[ScoreItem, int], muspy.Music]] = {
-    "midi": _read_midi,
+Parser = Callable[[ScoreItem, int], muspy.Music | ScoreArrays]
+MUSPY_PARSERS: dict[str, Parser] = {
+    "midi": _read_midi_muspy,
     "musicxml": _read_musicxml,
     "abc": _read_abc,
     "humdrum": _read_humdrum,
     "music21": _read_music21,
 }
+# What ingestion reads: every format as read_item reads it, MIDI through symusic first.
+PARSERS: dict[str, Parser] = MUSPY_PARSERS | {"midi": _read_midi}

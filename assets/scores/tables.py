@@ -8,6 +8,7 @@ SONGS = pa.schema(
         ("song", pa.string()),
         ("source_path", pa.string()),
         ("sha256", pa.string()),
+        ("reader", pa.string()),  # "symusic" (MIDI, fast path) or "muspy" (muspy.Music, from muspy or music21)
         ("title", pa.string()),
         ("resolution", pa.int32()),
         ("initial_tempo", pa.float64()),

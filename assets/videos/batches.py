@@ -1,11 +1,18 @@
 """One batch of videos: where its manifest comes from, which files probe as videos, and a per-video
-extraction in which a bad file is that video's reject instead of the batch's failure."""
+extraction in which a bad file is that video's reject instead of the batch's failure.
+
+Probing and extraction run one video per core at once. Threads suffice: each video's work happens
+outside the interpreter (ffprobe, ffmpeg, or the frame decoder's child process, which also keeps
+each video's own time limit), so a thread only waits for it.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from assets.core.audio import MediaError
 from assets.core.rejects import Reject
@@ -13,6 +20,8 @@ from assets.videos import media, sources, synthetic
 from storage.names import check_name, inside
 
 SYNTHETIC = "synthetic"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class UnknownSource(ValueError):
@@ -48,14 +57,11 @@ def probe_videos(
 ) -> tuple[list[dict], list[Reject]]:
     """A ``VIDEOS`` row per fetched video that probes as one (its duration to the file's end when the
     manifest gives none), and a reject per file that does not; videos never fetched are left out."""
+    fetched = [video for video in found if video.id in paths]
     rows, rejects = [], []
-    for video in found:
-        if video.id not in paths:
-            continue
-        try:
-            info = media.probe(paths[video.id])
-        except MediaError as exc:
-            rejects.append(sources.reject(video, "probe", exc))
+    for video, info in zip(fetched, in_parallel(lambda v: _probe(paths[v.id]), fetched)):
+        if isinstance(info, MediaError):
+            rejects.append(sources.reject(video, "probe", info))
             continue
         duration = video.duration if video.duration is not None else max(info.duration - video.start, 0.0)
         rows.append(
@@ -67,14 +73,40 @@ def probe_videos(
     return rows, rejects
 
 
+def _probe(path: Path) -> media.MediaInfo | MediaError:
+    try:
+        return media.probe(path)
+    except MediaError as exc:
+        return exc
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity, which a container or taskset narrows)."""
+    return len(os.sched_getaffinity(0))
+
+
+def in_parallel(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None) -> list[R]:
+    """``fn`` of every item, ``workers`` (default: one per core) at once, in the order given."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers or cores(), len(items)))) as pool:
+        return list(pool.map(fn, items))
+
+
 def each_video(
-    videos: list[dict], stage: str, extract: Callable[[dict], Any]
+    videos: list[dict], stage: str, extract: Callable[[dict], Any], workers: int | None = None
 ) -> tuple[list[tuple[dict, Any]], list[Reject]]:
-    """(video row, ``extract(row)``) for every video; a MediaError is that video's reject."""
-    done, rejects = [], []
-    for video in videos:
+    """(video row, ``extract(row)``) for every video, in the given order, ``workers`` videos (default:
+    one per core) at once; a MediaError is that video's reject, anything else fails the batch."""
+
+    def one(video: dict) -> Any:
         try:
-            done.append((video, extract(video)))
+            return extract(video)
         except MediaError as exc:
-            rejects.append(Reject(sources.DATASET, video["id"], stage, type(exc).__name__, str(exc)))
+            return Reject(sources.DATASET, video["id"], stage, type(exc).__name__, str(exc))
+
+    done, rejects = [], []
+    for video, result in zip(videos, in_parallel(one, videos, workers)):
+        if isinstance(result, Reject):
+            rejects.append(result)
+        else:
+            done.append((video, result))
     return done, rejects

@@ -1,8 +1,9 @@
 """Dagster wiring of the video data lineage: videos, their 16 kHz audio, 1 fps frames and CLIP embeddings.
 
-A partition of VIDEO_BATCHES is one manifest or one incoming batch of videos. Every video that
-cannot be fetched or decoded (no audio stream, a corrupt container, no frames) becomes a row of
-that stage's rejects table; the other videos of the batch complete.
+A partition of VIDEO_BATCHES is one manifest or one incoming batch of videos, probed and extracted
+one video per core at once. Every video that cannot be fetched or decoded (no audio stream, a
+corrupt container, no frames, a decoder past its time limit) becomes a row of that stage's rejects
+table; the other videos of the batch complete.
 """
 
 from collections.abc import Iterator

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from models import distributed
 from models.checkpoints import seed_everything
 from models.deep_performer.clips import Clip, clip_batches
 from models.deep_performer.config import DeepPerformerConfig
@@ -17,12 +18,13 @@ from models.training import FitResult, LoopConfig, default_device, fit
 
 def _synthesis_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     total, count = mel_errors(model, batch)
-    return total / count
+    return distributed.target_mean(total, count)  # clips differ in frames
 
 
 def _alignment_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     errors, _ = alignment_errors(model, batch)
-    return ((errors / ALIGN_SCALE) ** 2).mean()
+    squared = (errors / ALIGN_SCALE) ** 2
+    return distributed.target_mean(squared.sum(), squared.numel())  # clips differ in notes
 
 
 def _check(cfg: DeepPerformerConfig, clips: Sequence[Clip]) -> None:

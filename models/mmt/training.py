@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from models import distributed
 from models.checkpoints import seed_everything
 from models.mmt.batches import make_batches, val_batches
 from models.mmt.config import MMTConfig
@@ -46,10 +47,11 @@ def field_losses(model: MMT, codes: torch.Tensor, mask: torch.Tensor) -> tuple[t
 
 
 def loss(model: MMT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """MMT's objective: the sum over the six fields of the mean cross-entropy per target event."""
+    """MMT's objective: the sum over the six fields of the mean cross-entropy per target event (of the
+    whole global batch when data-parallel: songs differ in length)."""
     device = model_device(model)
     sums, count = field_losses(model, batch["codes"].to(device), batch["mask"].to(device))
-    return sums.sum() / count
+    return distributed.target_mean(sums.sum(), count)
 
 
 @torch.no_grad()

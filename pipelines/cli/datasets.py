@@ -17,11 +17,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     try:
         if args.action == "list":
             for info in datasets.list_datasets(home.local_datasets):
-                print(f"{info.name:22} {info.kind:8} {info.title}")
+                shards = f" ({info.shards} shards)" if info.shards > 1 else ""
+                print(f"{info.name:22} {info.kind:8} {info.title}{shards}")
         elif args.action == "download":
             print(datasets.download(args.name, home.raw))
         elif args.action == "add-local":
-            datasets.register_local(args.name, os.path.abspath(args.path), home.local_datasets)
+            datasets.register_local(args.name, os.path.abspath(args.path), home.local_datasets, shards=args.shards)
             print(f"registered {args.name} -> {args.path}; ingest it with: baton ingest {args.name} "
                   f"(or run an experiment on it: baton experiment --datasets {args.name})")  # fmt: skip
     except (KeyError, ValueError, NotADirectoryError) as exc:  # an unknown or not remote name, a bad name or folder
@@ -45,4 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add = actions.add_parser("add-local", help="register a folder of scores (MIDI, MusicXML, ABC, Humdrum) as a dataset")
     add.add_argument("name", help="the dataset's name (its partition key)")
     add.add_argument("path", help="the folder")
+    add.add_argument(
+        "--shards", type=int, default=1, metavar="N",
+        help="split the folder into N partitions (shards of files by a stable hash); default: 1",
+    )  # fmt: skip
     ds.set_defaults(func=cmd_datasets)

@@ -45,20 +45,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from storage.tracking import default_tracking_uri
+    from storage.tracking import default_tracking_uri, is_server
 
     home = BatonHome.from_env().ensure()
     env = {**os.environ, "DAGSTER_HOME": home.dagster, "BATON_HOME": home.root}
     bin_dir = os.path.dirname(sys.executable)
+    uri, mlflow_url = default_tracking_uri(home), f"http://127.0.0.1:{args.mlflow_port}"
     procs = [
         subprocess.Popen([os.path.join(bin_dir, "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.dagster_port)], env=env),
-        subprocess.Popen(
-            [os.path.join(bin_dir, "mlflow"), "ui", "--backend-store-uri", default_tracking_uri(home),
+    ]
+    if is_server(uri):  # BATON_MLFLOW_URI: the tracking server is its own UI
+        mlflow_url = uri
+    else:
+        procs.append(subprocess.Popen(
+            [os.path.join(bin_dir, "mlflow"), "ui", "--backend-store-uri", uri,
              "--default-artifact-root", f"{home.mlflow}/artifacts", "--host", "127.0.0.1", "--port", str(args.mlflow_port), "--workers", "1"],
             env=env,
-        ),
-    ]
-    print(f"Dagster: http://127.0.0.1:{args.dagster_port}   MLflow: http://127.0.0.1:{args.mlflow_port}   (Ctrl-C stops both)")
+        ))  # fmt: skip
+    print(f"Dagster: http://127.0.0.1:{args.dagster_port}   MLflow: {mlflow_url}   (Ctrl-C stops both)")
     try:
         return max(p.wait() for p in procs)
     except KeyboardInterrupt:

@@ -120,11 +120,17 @@ def print_outcomes(outcomes: list[Outcome]) -> None:
 
 def print_summary(home: BatonHome, outcomes: list[Outcome]) -> None:
     """Every run with its child runs, then where the results are."""
-    from storage.tracking import MlflowResource, default_tracking_uri, latest_run_url
+    from storage.tracking import (
+        MlflowResource,
+        default_tracking_uri,
+        is_server,
+        latest_run_url,
+    )
 
     print_outcomes(outcomes)
-    ui = MlflowResource.model_fields["ui_url"].default
-    run = latest_run_url(default_tracking_uri(home), "baton", "cross_dataset_perplexity", ui)
+    uri = default_tracking_uri(home)
+    ui = uri if is_server(uri) else MlflowResource.model_fields["ui_url"].default
+    run = latest_run_url(uri, "baton", "cross_dataset_perplexity", ui)
     print(
         f"""
 Where to look:

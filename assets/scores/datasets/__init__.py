@@ -4,11 +4,16 @@ Name resolution in list_items/get_info: built-in names first, then names registe
 with register_local (in the registry file passed as ``registry_file``, else the one
 named by $BATON_LOCAL_DATASETS), then ``incoming_<batch>`` -> ``<raw_dir>/incoming/<batch>``.
 Remote datasets live under ``<raw_dir>/<name>/`` once downloaded.
+A dataset split into shards (``DatasetInfo.shards``) is several partitions; ``shard_items`` lists one.
 """
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
+
+from assets.core import dataset_shards
+from assets.core.http import check_url
 
 from . import local
 from .archives import (
@@ -33,7 +38,9 @@ __all__ = [
     "get_info",
     "list_datasets",
     "list_items",
+    "partition_keys",
     "register_local",
+    "shard_items",
 ]
 
 
@@ -46,8 +53,8 @@ def _builtin() -> dict[str, DatasetInfo]:
 
 def list_datasets(registry_file: str | Path | None = None) -> list[DatasetInfo]:
     """Built-in datasets, then registered local folders."""
-    registered = local.load_registry(registry_file)
-    return list(_builtin().values()) + [local.local_info(n, f) for n, f in sorted(registered.items())]
+    registered, shards = local.load_registry(registry_file), local.load_shards(registry_file)
+    return list(_builtin().values()) + [local.local_info(n, f, shards[n]) for n, f in sorted(registered.items())]
 
 
 def get_info(name: str, registry_file: str | Path | None = None) -> DatasetInfo:
@@ -56,7 +63,7 @@ def get_info(name: str, registry_file: str | Path | None = None) -> DatasetInfo:
         return builtin[name]
     registered = local.load_registry(registry_file)
     if name in registered:
-        return local.local_info(name, registered[name])
+        return local.local_info(name, registered[name], local.load_shards(registry_file)[name])
     if name.startswith(local.INCOMING_PREFIX):
         return local.local_info(name, f"<raw_dir>/incoming/{name.removeprefix(local.INCOMING_PREFIX)}")
     known = ", ".join(sorted(builtin) + sorted(registered))
@@ -76,19 +83,39 @@ def list_items(name: str, raw_dir: str | Path, registry_file: str | Path | None 
     return sorted(items, key=lambda item: item.item_id)
 
 
+def partition_keys(name: str, registry_file: str | Path | None = None) -> list[str]:
+    """The partitions of dataset `name`: the name itself, or one key per shard."""
+    return dataset_shards.partition_keys(name, get_info(name, registry_file).shards)
+
+
+def shard_items(key: str, raw_dir: str | Path, registry_file: str | Path | None = None) -> list[ScoreItem]:
+    """The items of the partition `key`: a whole dataset, or those of its items whose id hashes to
+    the key's shard. The key says its shard count, so a key made before the count changed still
+    lists a consistent part."""
+    name, shard, n = dataset_shards.parse_key(key)
+    return [item for item in list_items(name, raw_dir, registry_file) if dataset_shards.shard_of(item.item_id, n) == shard]
+
+
 def download(name: str, raw_dir: str | Path, progress: bool = True) -> str:
-    """Fetch a remote dataset into `<raw_dir>/<name>/extracted` (idempotent) and return that folder."""
+    """Fetch a remote dataset into `<raw_dir>/<name>/extracted` (idempotent) and return that folder.
+    Every shard of a dataset may ask at once: one process fetches under an flock on
+    `<raw_dir>/.<name>.download.lock`, the others wait, then find the download complete."""
     if get_info(name).kind != "remote":
         raise ValueError(f"dataset {name!r} is not remote; nothing to download")
     source = REMOTE_SOURCES[name]
-    if isinstance(source, CrawlSource):
-        return str(download_hymnal(source, raw_dir, progress))
-    return str(download_archive(source, raw_dir, progress))
+    check_url(source.base_url if isinstance(source, CrawlSource) else source.url)  # before anything is written
+    Path(raw_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(raw_dir) / f".{name}.download.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or its holder dies
+        if isinstance(source, CrawlSource):
+            return str(download_hymnal(source, raw_dir, progress))
+        return str(download_archive(source, raw_dir, progress))
 
 
-def register_local(name: str, folder: str | Path, registry_file: str | Path) -> None:
-    """Make `folder` listable as dataset `name`; the mapping persists in `registry_file` (JSON)."""
-    local.register_local(name, folder, registry_file, reserved=set(_builtin()))
+def register_local(name: str, folder: str | Path, registry_file: str | Path, shards: int = 1) -> None:
+    """Make `folder` listable as dataset `name`, split into `shards` partitions; the mapping persists
+    in `registry_file` (JSON)."""
+    local.register_local(name, folder, registry_file, reserved=set(_builtin()), shards=shards)
 
 
 def _list_remote(source: ArchiveSource | CrawlSource, raw_dir: str | Path) -> list[ScoreItem]:

@@ -24,3 +24,4 @@ class DatasetInfo:
     description: str
     license: str
     url: str  # homepage
+    shards: int = 1  # partitions the dataset's files are split into (assets.core.dataset_shards)

@@ -1,6 +1,7 @@
 """User folders as datasets: registered folders and incoming drop batches.
 
-Registered folders persist in a JSON file ``{name: absolute folder}``; callers pass
+Registered folders persist in a JSON file ``{name: absolute folder}``, or
+``{name: {"folder": ..., "shards": n}}`` for a folder split into shards; callers pass
 its path, or set BATON_LOCAL_DATASETS (the pipelines pass ``<home>/local_datasets.json``).
 ``incoming_<batch>`` names the folder ``<raw_dir>/incoming/<batch>`` that the
 sensor fills. Every non-hidden file is listed, music or not, so files that
@@ -28,34 +29,48 @@ def registry_path(registry_file: str | Path | None) -> Path | None:
     return Path(chosen) if chosen else None
 
 
-def load_registry(registry_file: str | Path | None) -> dict[str, str]:
+def _entries(registry_file: str | Path | None) -> dict[str, str | dict]:
     path = registry_path(registry_file)
     if path is None or not path.is_file():
         return {}
     return json.loads(path.read_text())
 
 
-def register_local(name: str, folder: str | Path, registry_file: str | Path, reserved: set[str]) -> None:
-    """Add or update `name` -> `folder`; written atomically so a crash keeps the old registry."""
+def load_registry(registry_file: str | Path | None) -> dict[str, str]:
+    """``{name: folder}`` of every registered folder."""
+    return {name: entry if isinstance(entry, str) else entry["folder"] for name, entry in _entries(registry_file).items()}
+
+
+def load_shards(registry_file: str | Path | None) -> dict[str, int]:
+    """``{name: shard count}`` of every registered folder (1 unless registered with more)."""
+    return {name: 1 if isinstance(entry, str) else int(entry["shards"]) for name, entry in _entries(registry_file).items()}
+
+
+def register_local(
+    name: str, folder: str | Path, registry_file: str | Path, reserved: set[str], shards: int = 1
+) -> None:
+    """Add or update `name` -> `folder` split into `shards`; written atomically so a crash keeps the old registry."""
     if not _NAME.fullmatch(name) or name.startswith(INCOMING_PREFIX) or name in reserved:
         raise ValueError(
             f"invalid local dataset name {name!r}: use lowercase letters, digits, '_' or '-', "
             f"not a built-in name and not starting with {INCOMING_PREFIX!r}"
         )
+    if not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"local dataset {name}: the shard count must be a whole number of at least 1, not {shards!r}")
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
     path = Path(registry_file)
-    registry = load_registry(path)
-    registry[name] = str(folder)
+    registry = _entries(path)
+    registry[name] = str(folder) if shards == 1 else {"folder": str(folder), "shards": shards}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
 
 
-def local_info(name: str, location: str) -> DatasetInfo:
-    return DatasetInfo(name, name, "local", f"files under {location}", "unknown (user files)", location)
+def local_info(name: str, location: str, shards: int = 1) -> DatasetInfo:
+    return DatasetInfo(name, name, "local", f"files under {location}", "unknown (user files)", location, shards)
 
 
 def incoming_folder(name: str, raw_dir: str | Path) -> Path:

@@ -7,6 +7,8 @@ entries and macOS ``__MACOSX`` folders), so the folder layout inside each archiv
 does not matter. jsb_chorales is the MIDI release muspy 0.5.0 downloads, not the
 pickled pitch lists; haydn_op20 is Humdrum (.hrm) with harmonic annotations.
 hymnal and hymnal_tune are not archives: they are crawled from hymnal.net (see hymnal.py).
+The Lakh MIDI datasets (over 100,000 files each) are split into shards (``DatasetInfo.shards``),
+one partition each; the others are small enough to stay one partition.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ class CrawlSource:
     suffixes: tuple[str, ...] = (".mid",)
 
 
-def _info(name: str, title: str, description: str, url: str, license: str = "see homepage") -> DatasetInfo:
-    return DatasetInfo(name, title, "remote", description, license, url)
+def _info(
+    name: str, title: str, description: str, url: str, license: str = "see homepage", shards: int = 1
+) -> DatasetInfo:
+    return DatasetInfo(name, title, "remote", description, license, url, shards)
 
 
 _LMD = "https://colinraffel.com/projects/lmd/"
@@ -53,21 +57,21 @@ REMOTE_SOURCES: dict[str, ArchiveSource | CrawlSource] = {
     s.info.name: s
     for s in (
         ArchiveSource(
-            _info("lmd", "Lakh MIDI Dataset (full)", "176,581 deduplicated MIDI files.", _LMD, CC_BY),
+            _info("lmd", "Lakh MIDI Dataset (full)", "176,581 deduplicated MIDI files.", _LMD, CC_BY, shards=64),
             "http://hog.ee.columbia.edu/craffel/lmd/lmd_full.tar.gz", "lmd_full.tar.gz", (".mid",),
             md5="2536ce3fd2cede53ddaa264f731859ab",
             sha256="6fcfe2ac49ca08f3f214cec86ab138d4fc4dabcd7f27f491a838dae6db45a12b",
         ),
         ArchiveSource(
             _info("lmd_matched", "Lakh MIDI Dataset (matched)", "MIDI files matched to the Million Song Dataset.",
-                  _LMD, CC_BY),
+                  _LMD, CC_BY, shards=32),
             "http://hog.ee.columbia.edu/craffel/lmd/lmd_matched.tar.gz", "lmd_matched.tar.gz", (".mid",),
             md5="fb80d01c22020295bb3eeef31f1aa63a",
             sha256="621ff830aed771f469e5bfa13dc12a33c6ed69090adeda63d0b5c47783af0191",
         ),
         ArchiveSource(
             _info("lmd_aligned", "Lakh MIDI Dataset (aligned)", "Matched MIDI files aligned to audio previews.",
-                  _LMD, CC_BY),
+                  _LMD, CC_BY, shards=16),
             "http://hog.ee.columbia.edu/craffel/lmd/lmd_aligned.tar.gz", "lmd_aligned.tar.gz", (".mid",),
             md5="d36ca9159966d81d97e1e37d10ed4584",
             sha256="2bf5400e82eba73204644946515489b68811e1e656b0cfd854efc14377f6e53b",
