@@ -14,6 +14,7 @@ configurations are compared: the same files give the same rows whatever the clus
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -69,7 +70,7 @@ def run_one(key: str, address: str, go: Path) -> None:
 def run_all(workers: int, home: Path, scores: Path, shards: int) -> dict:
     import dagster as dg
     import dask
-    from dask.distributed import LocalCluster
+    from dask.distributed import Client, LocalCluster
 
     from assets.core.dataset_shards import partition_keys
     from assets.core.partitions import DATASETS, add_partitions
@@ -90,7 +91,8 @@ def run_all(workers: int, home: Path, scores: Path, shards: int) -> dict:
     # Steps parse in child processes, which daemonic (the default) dask workers may not start.
     with dask.config.set({"distributed.worker.daemon": False}), LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
+    ) as cluster, Client(cluster) as client:
+        client.run(importlib.import_module, "pipelines.definitions")  # every worker loads the code before timing
         go = home / "go"
         procs = [
             subprocess.Popen([sys.executable, __file__, "--run", key, "--address", cluster.scheduler_address, "--go", str(go)])
