@@ -48,7 +48,7 @@ bench-video: setup
 	$(PY) bench/video_pipeline.py --videos 4 --seconds 32 --repeats 3
 
 bench-dask: setup
-	$(PY) bench/dask_ingest.py --files 160 --shards 8 --workers 1 2
+	$(PY) bench/dask_ingest.py --files 240 --shards 8 --workers 1 2
 
 clean:
 	rm -rf $(BATON_HOME)

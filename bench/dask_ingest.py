@@ -8,7 +8,7 @@ run ends is measured for a LocalCluster of each size. Each step parses with one 
 (`workers: 1`), so the cluster's workers are the only parallelism. The shard sets of the two
 configurations are compared: the same files give the same rows whatever the cluster.
 
-    .venv/bin/python bench/dask_ingest.py --files 160 --shards 8 --workers 1 2
+    .venv/bin/python bench/dask_ingest.py --files 240 --shards 8 --workers 1 2
 """
 
 from __future__ import annotations

@@ -178,6 +178,18 @@ def _scan_chunks(data, pos, n_chunks, meta_min_length, kept_meta):
 
 
 @numba.njit(cache=True)
+def _track(track_of, keys, n_keys, key, program, channel, chunk):
+    """Create muspy's track for (program, channel) in this chunk unless it exists; the new track count."""
+    if track_of[key] < 0:
+        track_of[key] = n_keys
+        keys[n_keys, 0] = program
+        keys[n_keys, 1] = channel
+        keys[n_keys, 2] = chunk
+        n_keys += 1
+    return n_keys
+
+
+@numba.njit(cache=True)
 def _walk(data, pos, n_chunks, meta_min_length, kept_meta, keys, closed, open_notes, metas, events, counts):
     """Every chunk's events as mido reads them and muspy uses them: per chunk, fresh channel programs
     and first-in-first-out note-ons per channel and pitch; a track per (program, channel) made at its
@@ -300,12 +312,7 @@ def _walk(data, pos, n_chunks, meta_min_length, kept_meta, keys, closed, open_no
             elif kind != 0xB0:
                 continue
             key = programs[channel] * 16 + channel
-            if track_of[key] < 0:
-                track_of[key] = n_keys
-                keys[n_keys, 0] = programs[channel]
-                keys[n_keys, 1] = channel
-                keys[n_keys, 2] = chunk
-                n_keys += 1
+            n_keys = _track(track_of, keys, n_keys, key, programs[channel], channel, chunk)
             if kind != 0xB0:
                 closed[track_of[key]] += 1
         if pos != end:
@@ -313,12 +320,7 @@ def _walk(data, pos, n_chunks, meta_min_length, kept_meta, keys, closed, open_no
         for t in range(n_touched):
             channel = touched[t]
             key = programs[channel] * 16 + channel
-            if track_of[key] < 0:
-                track_of[key] = n_keys
-                keys[n_keys, 0] = programs[channel]
-                keys[n_keys, 1] = channel
-                keys[n_keys, 2] = chunk
-                n_keys += 1
+            n_keys = _track(track_of, keys, n_keys, key, programs[channel], channel, chunk)
             for pitch in range(128):
                 on = head[channel * 128 + pitch]
                 while on >= 0:
