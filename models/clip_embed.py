@@ -262,3 +262,37 @@ def embed_texts(
     per_prompt = embed_prompts(bundle, prompts, batch_size, precision)
     mean = per_prompt.reshape(len(queries), len(TEMPLATES), bundle.dim).mean(axis=1)
     return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+
+
+def encode_text_tokens(
+    bundle: ClipBundle, texts: Sequence[str], batch_size: int = 256, precision: str = "bf16"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-token and pooled text features, as DALL-E 2's prior reads them.
+
+    Returns ``tokens`` (n, T, width) float32, the last hidden states of CLIP's text encoder padded to
+    its context length T (77), so every text gives the same shape; ``mask`` (n, T) bool, True at real
+    tokens; ``embeds`` (n, dim) float32 unit-norm, the same embeddings :func:`embed_prompts` gives
+    (CLIP's causal attention keeps padding from changing the pooled token).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    text_config = bundle.model.config.text_config
+    length, width = int(text_config.max_position_embeddings), int(text_config.hidden_size)
+    tokens = np.zeros((len(texts), length, width), dtype=np.float32)
+    mask = np.zeros((len(texts), length), dtype=bool)
+    embeds = np.zeros((len(texts), bundle.dim), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        batch = bundle.tokenizer(
+            list(texts[start : start + batch_size]),
+            padding="max_length",
+            truncation=True,
+            max_length=length,
+            return_tensors="pt",
+        ).to(bundle.device)
+        with torch.no_grad(), _autocast(bundle.device, precision):
+            out = bundle.model.get_text_features(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        rows = slice(start, start + len(batch["input_ids"]))
+        tokens[rows] = out.last_hidden_state.float().cpu().numpy()
+        mask[rows] = batch["attention_mask"].bool().cpu().numpy()
+        embeds[rows] = F.normalize(out.pooler_output.float(), dim=-1).cpu().numpy()
+    return tokens, mask, embeds

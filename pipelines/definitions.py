@@ -7,6 +7,7 @@ system is adding its package to SYSTEMS.
 import dagster as dg
 
 from assets.clipsep import defs as clipsep
+from assets.clipsonic import defs as clipsonic
 from assets.core.resources import HomeResource, QualityGates
 from assets.core.versions import with_code_versions
 from assets.cross_dataset import defs as cross_dataset
@@ -26,7 +27,7 @@ from storage.home import BatonHome
 from storage.io_manager import ShardIOManager
 from storage.tracking import MlflowResource, default_artifact_root, default_tracking_uri
 
-SYSTEMS = (scores, violin, videos, cross_dataset, mmt, instrumentation, deep_performer, clipsep)
+SYSTEMS = (scores, violin, videos, cross_dataset, mmt, instrumentation, deep_performer, clipsep, clipsonic)
 
 
 def build_defs(home: BatonHome) -> dg.Definitions:

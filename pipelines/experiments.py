@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.clipsep.defs import METHODS
+from assets.clipsonic.defs import CONDITIONS
 from assets.core.dataset_shards import parse_key
 from assets.core.partitions import DATASETS, VIDEO_BATCHES, add_partitions
 from assets.core.resources import HomeResource
@@ -64,7 +65,9 @@ class PerformanceExperiment(Experiment):
     )
 
 
-class VideoExperiment(Experiment):
+class VideoSource(Experiment):
+    """What the video branches take to make their video batch."""
+
     source: str = Field(
         default="synthetic", description="videos: synthetic, a manifest CSV, a MUSIC or VGGSound index, a folder"
     )
@@ -72,8 +75,19 @@ class VideoExperiment(Experiment):
     clip_model: str = Field(default=DEFAULT_MODEL, description="CLIP id or folder (baton/small-clip: offline)")
     per_instrument: int = Field(default=6, description="synthetic videos per instrument")
     seconds: float = Field(default=10.0, description="length of each synthetic video")
+
+
+class VideoExperiment(VideoSource):
     methods: list[str] = Field(default=METHODS.get_partition_keys(), description="CLIPSep methods to train")
     n_mixtures: int = Field(default=100, description="test mixtures of the SDR evaluation")
+
+
+class ClipSonicExperiment(VideoSource):
+    conditions: list[str] = Field(default=list(CONDITIONS.get_partition_keys()), description="CLIPSonic models to train: iq, clip_tta, clap_tta")
+    clap_model: str = Field(default="", description="CLAP folder (save_pretrained) for CLAP-TTA and the CLAP score; empty: both left out")
+    vggish_weights: str = Field(default="", description="torchvggish's vggish-10086976.pth for FAD; empty: FAD (VGGish) left out")
+    vocoder_profile: str = Field(default="", description="vocoder (HiFi-GAN) profile: smoke, demo, paper, none (Griffin-Lim); empty: the profile")
+    per_label: int = Field(default=8, description="test crops queried per label in every mode")
 
 
 class Stage:
@@ -362,7 +376,7 @@ def performance_eval(stage: Stage, config: PerformanceExperiment) -> None:
 # CLIPSep.
 
 
-def video_data(stage: Stage, config: VideoExperiment) -> None:
+def video_data(stage: Stage, config: VideoSource) -> None:
     """One video batch to 16 kHz audio, 1 fps frames and CLIP embeddings."""
     stage.add_partitions(VIDEO_BATCHES, [config.batch])
     ops = {
@@ -382,6 +396,68 @@ def clipsep_models(stage: Stage, config: VideoExperiment) -> None:
 def clipsep_eval(stage: Stage, config: VideoExperiment) -> None:
     """SDR of the newest models on deterministic test mixtures; the champion."""
     stage.run("clipsep_eval_job", ops={"clipsep_eval": {"config": {"n_mixtures": config.n_mixtures}}})
+
+
+# CLIPSonic.
+
+
+def clipsonic_videos(stage: Stage, config: ClipSonicExperiment) -> None:
+    """The video batch to CLIP embeddings, unless it is already embedded with the same CLIP."""
+    from storage import shards
+
+    embedded = shards.read_manifest(stage.home.datasets, "clip_embeddings", config.batch) is not None
+    if embedded:
+        models = set(shards.read_table(stage.home.datasets, "clip_embeddings", config.batch, ["model"]).column("model").to_pylist())
+        if models == {config.clip_model}:
+            return stage.context.log.info(f"{config.batch}: already embedded with {config.clip_model}")
+    video_data(stage, config)
+
+
+def clipsonic_mels(stage: Stage, config: ClipSonicExperiment) -> None:
+    """Mel crops of every video batch with their frame embeddings."""
+    stage.run("clipsonic_mels_job")
+
+
+def clipsonic_train(config: ClipSonicExperiment, profile: str | None = None) -> dict:
+    return {"config": {"profile": profile or config.profile, "max_steps": config.steps if profile in (None, config.profile) else 0}}
+
+
+def clipsonic_models(stage: Stage, config: ClipSonicExperiment) -> None:
+    """CLIPSonic (iq) and the text-to-audio baselines among the `conditions`; CLAP-TTA needs CLAP weights."""
+    for condition in config.conditions:
+        if condition == "clap_tta" and not config.clap_model:
+            stage.skip("CLAP-TTA needs CLAP weights: pass --clap-model DIR (a folder saved with ClapModel.save_pretrained)")
+            continue
+        train = clipsonic_train(config)
+        train["config"]["clap_model"] = config.clap_model
+        stage.run("clipsonic_train", condition, {"clipsonic_model": train})
+
+
+def clipsonic_prior(stage: Stage, config: ClipSonicExperiment) -> None:
+    """CLIPSonic-SD's diffusion prior."""
+    stage.run("clipsonic_prior_train", "sd", {"clipsonic_prior": clipsonic_train(config)})
+
+
+def clipsonic_vocoder(stage: Stage, config: ClipSonicExperiment) -> None:
+    """The HiFi-GAN inverting CLIPSonic's mels (vocoder_profile none: Griffin-Lim, nothing to train)."""
+    profile = config.vocoder_profile or config.profile
+    if profile == "none":
+        return stage.skip("vocoder_profile none: Griffin-Lim inverts")
+    stage.run("clipsonic_vocoder_train", ops={"clipsonic_vocoder": clipsonic_train(config, profile)})
+
+
+def clipsonic_domain(stage: Stage, config: ClipSonicExperiment) -> None:
+    """The domain classifier the offline metrics use, on the real audio's labels."""
+    stage.run("clipsonic_domain_train", ops={"clipsonic_domain_classifier": clipsonic_train(config)})
+
+
+def clipsonic_eval(stage: Stage, config: ClipSonicExperiment) -> None:
+    """Samples of every mode, Table 7.1, Table 7.2 and the guidance sweep; the champions."""
+    ops = {
+        "clipsonic_samples": {"config": {"per_label": config.per_label, "clap_model": config.clap_model}},
+        "clipsonic_eval": {"config": {"clap_model": config.clap_model, "vggish_weights": config.vggish_weights}},
+    }
+    stage.run("clipsonic_eval_job", ops=ops)
 
 
 muspy_experiment = experiment_job(
@@ -420,12 +496,23 @@ video_experiment = experiment_job(
     "CLIPSep: a video batch to CLIP embeddings, CLIPSep, CLIPSep-NIT and PIT, and their SDR evaluation.",
 )
 
+clipsonic_experiment = experiment_job(
+    "clipsonic",
+    ClipSonicExperiment,
+    [("videos", clipsonic_videos, True), ("mels", clipsonic_mels, True), ("models", clipsonic_models, False),
+     ("prior", clipsonic_prior, False), ("vocoder", clipsonic_vocoder, False), ("domain", clipsonic_domain, False),
+     ("eval", clipsonic_eval, False)],  # fmt: skip
+    "CLIPSonic: a video batch to mel crops, the image-queried model, CLIP-TTA and CLAP-TTA, the prior, the "
+    "vocoder, and Table 7.1 with every query mode.",
+)
+
 EXPERIMENTS = {  # branch -> its job
     "muspy": muspy_experiment,
     "mmt": mmt_experiment,
     "instrumentation": instrumentation_experiment,
     "performance": performance_experiment,
     "video": video_experiment,
+    "clipsonic": clipsonic_experiment,
 }
 CONFIGS = {  # branch -> its run config
     "muspy": MuspyExperiment,
@@ -433,5 +520,6 @@ CONFIGS = {  # branch -> its run config
     "instrumentation": InstrumentationExperiment,
     "performance": PerformanceExperiment,
     "video": VideoExperiment,
+    "clipsonic": ClipSonicExperiment,
 }
 experiments = list(EXPERIMENTS.values())

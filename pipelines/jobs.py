@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.clipsep.defs import METHODS
+from assets.clipsonic.defs import CONDITIONS, PRIORS
 from assets.core.partitions import DATASETS, RECORDINGS, VIDEO_BATCHES
 from assets.cross_dataset.defs import COMBINED
 from assets.deep_performer.defs import VARIANT_PARTITIONS
@@ -153,10 +154,49 @@ clipsep_eval_job = dg.define_asset_job(
     description="SDR of the newest CLIPSep models on deterministic test mixtures; promote the best.",
 )
 
+clipsonic_mels_job = dg.define_asset_job(
+    "clipsonic_mels_job",
+    selection=dg.AssetSelection.assets("clipsonic_mels"),
+    description="2 s log-mel crops of every video batch, each paired with its video's frame embeddings.",
+)
+
+clipsonic_job = dg.define_asset_job(
+    "clipsonic_train",
+    selection=dg.AssetSelection.assets("clipsonic_model"),
+    partitions_def=CONDITIONS,
+    description="Train CLIPSonic (iq) or a text-to-audio baseline (clip_tta, clap_tta) on the mel crops.",
+)
+
+clipsonic_prior_job = dg.define_asset_job(
+    "clipsonic_prior_train",
+    selection=dg.AssetSelection.assets("clipsonic_prior"),
+    partitions_def=PRIORS,
+    description="Train CLIPSonic-SD's diffusion prior from label texts to frame embeddings.",
+)
+
+clipsonic_vocoder_job = dg.define_asset_job(
+    "clipsonic_vocoder_train",
+    selection=dg.AssetSelection.assets("clipsonic_vocoder"),
+    description="Train the HiFi-GAN that inverts CLIPSonic's mels.",
+)
+
+clipsonic_domain_job = dg.define_asset_job(
+    "clipsonic_domain_train",
+    selection=dg.AssetSelection.assets("clipsonic_domain_classifier"),
+    description="Train the audio classifier of the dataset's labels that the offline metrics use.",
+)
+
+clipsonic_eval_job = dg.define_asset_job(
+    "clipsonic_eval_job",
+    selection=dg.AssetSelection.assets("clipsonic_samples", "clipsonic_eval"),
+    description="Sample every query mode, score Table 7.1, 7.2 and the guidance sweep; promote the champions.",
+)
+
 jobs = [
     symbolic_dataset_job, ingest_job, score_notes_job, music_lm_retrain_job, combined_lm_job, cross_dataset_job,
     mmt_codes_job, mmt_job, part_notes_job, part_separation_job, instrumentation_job,
     violin_recordings_job, violin_data_job, violin_reject_rate_job,
     performance_alignment_job, performance_vocoder_job, performance_synthesis_job, performance_eval_job,
     video_data_job, clipsep_job, clipsep_eval_job,
+    clipsonic_mels_job, clipsonic_job, clipsonic_prior_job, clipsonic_vocoder_job, clipsonic_domain_job, clipsonic_eval_job,
 ]  # fmt: skip

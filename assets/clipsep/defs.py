@@ -12,9 +12,11 @@ import pyarrow as pa
 
 from assets.clipsep import evaluation, separation_data
 from assets.clipsep.evaluation import LABELS, Evaluated
+from assets.core import stages
 from assets.core.distributed import train_distributed
 from assets.core.metadata import markdown_table
 from assets.core.resources import HomeResource
+from assets.videos.tables import MixedEmbeddings
 from assets.core.training import (
     checkpoint_dir,
     log_step,
@@ -24,7 +26,6 @@ from assets.core.training import (
 )
 from models import clipsep as cs
 from models.training import default_device
-from storage import shards
 from storage.tracking import MlflowResource
 
 GROUP = "clipsep"
@@ -36,10 +37,7 @@ ALL_BATCHES = [
 
 
 def read_all(home: HomeResource, asset: str) -> pa.Table:
-    batches = shards.list_partitions(home.home.datasets, asset)
-    if not batches:
-        raise dg.Failure(f"{asset} is not materialized for any video batch: run video_data_job first")
-    return shards.read_table(home.home.datasets, asset, batches)
+    return stages.read_all(home, asset, "run video_data_job first")
 
 
 def split_sources(home: HomeResource, split: str) -> tuple[list[cs.Source], str]:
@@ -48,7 +46,7 @@ def split_sources(home: HomeResource, split: str) -> tuple[list[cs.Source], str]
         return separation_data.split_sources(
             read_all(home, "video_audio"), read_all(home, "clip_embeddings"), read_all(home, "videos"), split
         )
-    except separation_data.MixedEmbeddings as exc:
+    except MixedEmbeddings as exc:
         raise dg.Failure(str(exc)) from exc
 
 

@@ -3,29 +3,14 @@ each with the CLIP embeddings of the frames shown while it plays as its query.""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import pyarrow as pa
 
+from assets.videos import tables
+from assets.videos.tables import frame_embeddings
 from models.clipsep import CLIP_SAMPLES, SAMPLE_RATE, Source
 
 QUERY_FRAMES = 3  # the paper's query: the mean embedding of three frames of the clip
-
-
-def frame_embeddings(table: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per video, its frame timestamps (sorted) and (n, 512) embeddings."""
-    timestamps = table.column("timestamp").to_numpy()
-    vectors = np.asarray(table.column("embedding").combine_chunks().flatten().to_numpy(), dtype=np.float32)
-    vectors = vectors.reshape(len(timestamps), -1) if len(timestamps) else vectors.reshape(0, 512)
-    rows = defaultdict(list)
-    for i, video in enumerate(table.column("video").to_pylist()):
-        rows[video].append(i)
-    out = {}
-    for video, index in rows.items():
-        index = np.asarray(index)[np.argsort(timestamps[index], kind="stable")]
-        out[video] = (timestamps[index], vectors[index])
-    return out
 
 
 def window_query(timestamps: np.ndarray, vectors: np.ndarray, start_s: float, seconds: float) -> np.ndarray:
@@ -56,15 +41,9 @@ def sources(audio: pa.Table, embeddings: pa.Table, split: str, video_start: dict
     return found
 
 
-class MixedEmbeddings(ValueError):
-    """Frame embeddings of more than one CLIP model: their queries would not share one space."""
-
-
 def split_sources(audio: pa.Table, embeddings: pa.Table, videos: pa.Table, split: str) -> tuple[list[Source], str]:
     """The split's windows over every video batch, frame timestamps counted from each video's clip
     start, and the one CLIP model that embedded their frames."""
-    models = set(embeddings.column("model").to_pylist())
-    if len(models) != 1:
-        raise MixedEmbeddings(f"clip_embeddings mixes CLIP models {sorted(models)}: re-embed every batch with one")
+    clip_model = tables.clip_model_of(embeddings)
     starts = {v["id"]: v["start"] for v in videos.select(["id", "start"]).to_pylist()}
-    return sources(audio, embeddings, split, starts), models.pop()
+    return sources(audio, embeddings, split, starts), clip_model

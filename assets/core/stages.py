@@ -27,6 +27,14 @@ def read_shards(home: HomeResource, asset: str, partition: str) -> pa.Table:
     return shards.read_table(home.home.datasets, asset, partition)
 
 
+def read_all(home: HomeResource, asset: str, hint: str = "materialize it first") -> pa.Table:
+    """Every partition of ``asset`` as one table, for a consumer that trains on all of them."""
+    partitions = shards.list_partitions(home.home.datasets, asset)
+    if not partitions:
+        raise dg.Failure(f"{asset} is not materialized for any partition: {hint}")
+    return shards.read_table(home.home.datasets, asset, partitions)
+
+
 def with_rejects_specs(asset: str, deps: list[str], description: str, group: str, item: str) -> list[dg.AssetSpec]:
     """A stage's output spec and its rejects spec (code versions come from `versions.with_code_versions`)."""
     return [

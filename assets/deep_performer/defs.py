@@ -15,6 +15,7 @@ from mlflow.entities.model_registry import ModelVersion
 from assets.core.distributed import train_distributed
 from assets.core.metadata import markdown_table, png_markdown
 from assets.core.resources import HomeResource
+from assets.core.vocoders import train_vocoder
 from assets.core.training import (
     checkpoint_dir,
     log_step,
@@ -26,7 +27,7 @@ from assets.deep_performer import evaluation, performing, training_sets
 from assets.deep_performer.evaluation import Loaded
 from assets.deep_performer.training_sets import VARIANTS, clip_audio
 from models import deep_performer as dp
-from models.deep_performer import vocoder as voc
+from models import vocoder as voc
 from models.training import default_device
 from storage import shards
 from storage.tracking import MlflowResource
@@ -119,16 +120,7 @@ def performance_vocoder(
     train, valid = clip_tables(home)
     train_audio, valid_audio = clip_audio(train), clip_audio(valid)
     cfg = profile_config(voc.PROFILES, config.profile, config.seed, config.max_steps)
-    with checkpoint_dir(context, home, cfg, VOCODER) as ckpt_dir, tracking.run(context, run_name=VOCODER) as run:
-        generator, result = voc.train_hifigan(cfg, train_audio, valid_audio, ckpt_dir, log_step, progress=sys.stderr.isatty())
-        griffin_lim = voc.resynthesis_l1(valid_audio, voc.griffin_lim)
-        mlflow.log_params({**asdict(cfg), "profile": config.profile})
-        mlflow.log_metrics({"val_mel_l1": result.best_metric, "griffin_lim_mel_l1": griffin_lim})
-        model_dir = os.path.join(ckpt_dir, "model")
-        voc.save_vocoder(generator, cfg, model_dir)
-        version = register_model(tracking, run, model_dir, VOCODER, {"kind": "hifigan", "profile": config.profile})
-    metadata = training_metadata(VOCODER, version, result, tracking.run_url(run))
-    return dg.MaterializeResult(metadata=metadata | {"griffin_lim_mel_l1": griffin_lim})
+    return train_vocoder(context, home, tracking, cfg, config.profile, VOCODER, train_audio, valid_audio)
 
 
 class PerformanceEvalConfig(dg.Config):

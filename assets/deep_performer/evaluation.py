@@ -21,7 +21,7 @@ from assets.deep_performer import performing
 from assets.deep_performer.training_sets import VARIANT_LABELS
 from assets.violin import clips as clip_data
 from models import deep_performer as dp
-from models.deep_performer import vocoder as voc
+from models import vocoder as voc
 from models.mel import SAMPLE_RATE
 
 COLUMNS = ["model", "version", "metric", "value"]

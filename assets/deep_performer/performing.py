@@ -13,7 +13,7 @@ from torch import nn
 from assets.core.plots import plt, to_png
 from assets.violin.scores import RESOLUTION
 from models import deep_performer as dp
-from models.deep_performer import vocoder as voc
+from models import vocoder as voc
 from models.mel import HOP, SAMPLE_RATE
 
 CONTEXT_FILE = "performers.json"

@@ -6,6 +6,7 @@ so the CLIPSep branch reads them back without knowing how they were made.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
@@ -67,3 +68,30 @@ def embeddings_table(frames: pa.Table, embeddings: np.ndarray, model: str) -> pa
 def mean_norm(embeddings: np.ndarray) -> float:
     """The embeddings' mean L2 norm (1 for CLIP's unit vectors; anything else means a broken model)."""
     return float(np.linalg.norm(embeddings, axis=1).mean()) if len(embeddings) else 0.0
+
+
+def frame_embeddings(table: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per video, its frame timestamps (sorted) and (n, 512) embeddings."""
+    timestamps = table.column("timestamp").to_numpy()
+    vectors = np.asarray(table.column("embedding").combine_chunks().flatten().to_numpy(), dtype=np.float32)
+    vectors = vectors.reshape(len(timestamps), -1) if len(timestamps) else vectors.reshape(0, 512)
+    rows = defaultdict(list)
+    for i, video in enumerate(table.column("video").to_pylist()):
+        rows[video].append(i)
+    out = {}
+    for video, index in rows.items():
+        index = np.asarray(index)[np.argsort(timestamps[index], kind="stable")]
+        out[video] = (timestamps[index], vectors[index])
+    return out
+
+
+class MixedEmbeddings(ValueError):
+    """Frame embeddings of more than one CLIP model: their queries would not share one space."""
+
+
+def clip_model_of(embeddings: pa.Table) -> str:
+    """The one CLIP model that embedded every frame of ``embeddings``."""
+    models = set(embeddings.column("model").to_pylist())
+    if len(models) != 1:
+        raise MixedEmbeddings(f"clip_embeddings mixes CLIP models {sorted(models)}: re-embed every batch with one")
+    return models.pop()

@@ -10,8 +10,9 @@ notes so played. One module per concern:
 - :mod:`~models.deep_performer.training`: their losses and :func:`train`;
 - :mod:`~models.deep_performer.evaluation`: validation metrics (log-mel MSE, timing errors);
 - :mod:`~models.deep_performer.inference`: timing and log-mels of scores of any length;
-- :mod:`~models.deep_performer.persistence`: the registered model folder;
-- :mod:`~models.deep_performer.vocoder`: log-mel to audio (Griffin-Lim or HiFi-GAN).
+- :mod:`~models.deep_performer.persistence`: the registered model folder.
+
+The vocoder, :mod:`models.vocoder` (Griffin-Lim or HiFi-GAN), is shared with CLIPSonic.
 
 The names other packages use are re-exported here, so ``from models import deep_performer as dp``
 gives ``dp.train``, ``dp.synthesize`` and the rest.

@@ -6,7 +6,8 @@ What it holds today:
   - the Multitrack Music Transformer (MMT): training, generation in three modes, evaluation;
   - automatic instrumentation: part separation of a solo score (Table 4.2), arrangements;
   - the Deep Performer on the Bach Violin Dataset: alignment, synthesis variants, HiFi-GAN (Table 5.1);
-  - CLIPSep: text- or image-queried source separation trained on videos, with its SDR evaluation.
+  - CLIPSep: text- or image-queried source separation trained on videos, with its SDR evaluation;
+  - CLIPSonic: text- or image-queried audio synthesis learned from videos, with Tables 7.1 and 7.2.
 
 Every experiment is one Dagster job: `baton experiment` launches the same run the Dagster UI does.
 """

@@ -25,6 +25,7 @@ def demo_configs(datasets: list[str]) -> dict[str, dict]:
         "instrumentation": {"profile": "smoke", "datasets": [d for d in datasets if d == "bach_chorales"] or datasets[:1]},
         "performance": {"profile": "smoke"},
         "video": {"profile": "demo", "clip_model": SMALL_CLIP, "per_instrument": DEMO_VIDEOS_PER_INSTRUMENT},
+        "clipsonic": {"profile": "demo", "clip_model": SMALL_CLIP, "per_instrument": DEMO_VIDEOS_PER_INSTRUMENT},
     }
 
 
@@ -76,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="every experiment at demo settings on the embedded data, one Dagster run each",
         description="Runs each branch's experiment job once (the Dagster UI shows every run): MusPy, MMT and "
         "instrumentation on the smoke profile, the Deep Performer on the violin sample (smoke), CLIPSep on the "
-        "synthetic videos (demo profile, the small offline CLIP); then prints what ran and where the results are.",
+        "synthetic videos (demo profile, the small offline CLIP), CLIPSonic on the same videos (demo profile); then "
+        "prints what ran and where the results are.",
     )  # fmt: skip
     demo.add_argument("--datasets", nargs="*", default=list(DEMO_DATASETS), help="symbolic datasets of the demo")
     demo.set_defaults(func=cmd_demo)

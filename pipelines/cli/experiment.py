@@ -18,7 +18,7 @@ FLAGS = {
     "archs": {"nargs": "*"},
     "manifest": {},
     "method": {"choices": ["v1", "v2"]},
-    "vocoder_profile": {"choices": ["smoke", "paper", "none"]},
+    "vocoder_profile": {"choices": ["smoke", "demo", "paper", "none"]},
     "source": {},
     "batch": {},
     "clip_model": {},
@@ -26,8 +26,13 @@ FLAGS = {
     "seconds": {"type": float},
     "methods": {"nargs": "*"},
     "n_mixtures": {"type": int},
+    "conditions": {"nargs": "*"},
+    "clap_model": {},
+    "vggish_weights": {},
+    "per_label": {"type": int},
 }
-LISTS_OF_KNOWN = ("archs", "methods")  # every value must be one of the config's defaults
+LISTS_OF_KNOWN = ("archs", "methods", "conditions")  # every value must be one of the config's defaults
+DEMO_PROFILE = ("video", "clipsonic")  # the branches whose models have a CPU demo profile
 
 
 def flag(field: str) -> str:
@@ -48,7 +53,7 @@ def fill_help(parser: argparse.ArgumentParser) -> None:
         fields = {branch: config.model_fields[action.dest] for branch, config in CONFIGS.items() if action.dest in config.model_fields}
         description = next(iter(fields.values())).description
         defaults = {branch: shown(f.default) for branch, f in fields.items()}
-        if len(set(defaults.values())) == 1 and (len(fields) == 1 or len(fields) == len(CONFIGS)):
+        if len(set(defaults.values())) == 1:
             default = next(iter(defaults.values()))
         else:
             default = "; ".join(f"{branch}: {value}" for branch, value in defaults.items())
@@ -75,8 +80,10 @@ def experiment_config(args: argparse.Namespace) -> dict:
             unknown = " ".join(sorted(set(value) - set(fields[field].default)))
             raise UsageError(f"{flag(field)}: unknown {unknown}; choose from {shown(fields[field].default)}")
         config[field] = value
-    if config.get("profile") == "demo" and args.branch != "video":
-        raise UsageError(f"the demo profile is the video branch's; use smoke or paper for {args.branch}")
+    if config.get("profile") == "demo" and args.branch not in DEMO_PROFILE:
+        raise UsageError(f"the demo profile is the video branches' ({', '.join(DEMO_PROFILE)}); use smoke or paper for {args.branch}")
+    if config.get("vocoder_profile") == "demo" and args.branch not in DEMO_PROFILE:
+        raise UsageError(f"the demo vocoder profile is CLIPSonic's; use smoke, paper or none for {args.branch}")
     return config
 
 
@@ -96,13 +103,14 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     exp = sub.add_parser(
-        "experiment", help="one experiment as one Dagster run (MusPy, MMT, instrumentation, Deep Performer, CLIPSep)",
+        "experiment", help="one experiment as one Dagster run (MusPy, MMT, instrumentation, Deep Performer, CLIPSep, CLIPSonic)",
         description="Launches the branch's experiment job (muspy_experiment, mmt_experiment, ...) on the persistent "
         "Dagster instance, exactly as the UI's Launchpad does, with the options below as its run config; each stage "
         "is a step whose asset jobs are child runs. Prints every stage's child runs, ok or FAIL; exits 0 only when "
         "the experiment run succeeded. --stage data stops after the data stages (nothing is trained).\n\n"
         "branches: muspy: cross-dataset perplexity; mmt: Multitrack Music Transformer; instrumentation: Table 4.2; "
-        "performance: Deep Performer, Table 5.1; video: CLIPSep. An option of another branch is an error.",
+        "performance: Deep Performer, Table 5.1; video: CLIPSep; clipsonic: CLIPSonic, Table 7.1. An option of another "
+        "branch is an error.",
     )  # fmt: skip
     exp.add_argument("--branch", default="muspy", choices=list(BRANCHES), help="the experiment to run")
     for field, kwargs in FLAGS.items():

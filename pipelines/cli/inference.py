@@ -1,4 +1,4 @@
-"""`baton instrument`, `perform` and `separate`: the registry's champions applied to your files.
+"""`baton instrument`, `perform`, `separate` and `synthesize`: the registry's champions applied to your files.
 
 Each looks its models up once (`get_alias_version`, then `fetch_version` into the cache) and loads
 them with their model package's loader; a model file that is not a safe state dict is a one-line error.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -90,7 +91,7 @@ def cmd_perform(args: argparse.Namespace) -> int:
     from assets.deep_performer.defs import ALIGNMENT, SYNTHESIS, VOCODER
     from assets.violin.scores import ScoreError, score_notes
     from models import deep_performer as dp
-    from models.deep_performer import vocoder as voc
+    from models import vocoder as voc
     from models.mel import SAMPLE_RATE
 
     home = BatonHome.from_env().ensure()
@@ -159,6 +160,102 @@ def cmd_separate(args: argparse.Namespace) -> int:
     return 0
 
 
+def synthesis_query(args: argparse.Namespace, bundle, prior_dir: str | None):
+    """The condition vector of the request: an image's CLIP embedding, or the text's (zs) or the text's
+    mapped to an image embedding by the registered (sd) or a pretrained (pd) prior."""
+    from PIL import UnidentifiedImageError
+
+    from assets.clipsonic.sampling import PHOTO, prior_queries
+    from models import clip_embed
+    from models import clipsonic as cso
+
+    if args.image:
+        try:
+            with open(args.image, "rb") as f:
+                return clip_embed.embed_images(bundle, [f.read()])[0]
+        except UnidentifiedImageError:
+            raise UsageError(f"{args.image} is not an image (PNG, JPEG or another format Pillow reads)") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.image}: {exc.strerror or exc}") from None
+    if args.mode == "zs":
+        if not bundle.semantic:
+            raise UsageError(f"{bundle.model_id} is not semantic, so a zero-shot text query means nothing to it; "
+                             "use --mode sd (the prior learned this dataset's labels) or --image")  # fmt: skip
+        return clip_embed.embed_prompts(bundle, [PHOTO.format(args.query)])[0]
+    folder = prior_dir if args.mode == "sd" else args.prior
+    try:
+        prior, _ = load(cso.load_prior, folder)
+    except OSError as exc:
+        raise UsageError(f"cannot load the prior {folder}: {exc.strerror or exc}") from None
+    return prior_queries(prior, bundle, [args.query], args.seed)[0]
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    """Text- or image-queried audio from `models:/clipsonic@<alias>` (CLIPSonic)."""
+    import soundfile as sf
+
+    from models import clip_embed
+    from models import clipsonic as cso
+    from models import vocoder as voc
+
+    if (args.query is None) == (args.image is None):
+        raise UsageError("give exactly one of --query TEXT and --image FILE")
+    if args.query is not None and not args.query.strip():
+        raise UsageError("--query is empty: name the sound, e.g. --query violin")
+    if args.image and args.mode:
+        raise UsageError("--mode applies to text queries; an --image query is CLIPSonic-IQ")
+    args.mode = args.mode or ("sd" if args.query is not None else "iq")
+    if args.mode == "pd" and not args.prior:
+        raise UsageError("--mode pd needs --prior DIR, a pretrained prior saved in Baton's prior layout")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    if args.guidance is not None and args.guidance < 0:
+        raise UsageError(f"--guidance must be 0 or more, got {args.guidance}")
+    home = BatonHome.from_env().ensure()
+    hint = "baton experiment --branch clipsonic, or materialize clipsonic_model[iq] and clipsonic_eval"
+    needed = ("clipsonic", "clipsonic_prior") if args.mode == "sd" else ("clipsonic",)
+    versions, dirs = registered(home, needed, args.alias, hint, optional=("clipsonic_vocoder",))
+    version = versions["clipsonic"]
+    try:
+        bundle = clip_embed.load_clip(version.tags["clip_model"])
+    except clip_embed.ClipWeightsMissing as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    condition = synthesis_query(args, bundle, dirs.get("clipsonic_prior"))
+    known = versions["clipsonic_prior"].tags.get("labels", "").split(",") if args.mode == "sd" else []
+    if args.mode == "sd" and not bundle.semantic and args.query not in known:
+        print(f"warning: {bundle.model_id} is not semantic, so the prior answers only its dataset's labels "
+              f"({', '.join(known)}); \"{args.query}\" is not one of them", file=sys.stderr)  # fmt: skip
+    model, cfg = load(cso.load_model, dirs["clipsonic"])
+    guidance = cfg.guidance if args.guidance is None else args.guidance
+    steps = args.steps or (cfg.fast_steps if args.sampler == "ddim" else cfg.sample_steps)
+    mel = cso.generate(model, condition[None], guidance, steps, args.sampler, args.seed)[0]
+    vocoder = load(voc.load_vocoder, dirs["clipsonic_vocoder"])[0] if "clipsonic_vocoder" in dirs else None
+    audio = voc.invert(mel, vocoder, cso.SPEC)
+    output_folder(args.output)
+    sf.write(args.output, audio, cso.SPEC.sample_rate)
+    what = f'"{args.query}" ({args.mode.upper()})' if args.query is not None else f"{args.image} (IQ)"
+    inverse = f"clipsonic_vocoder v{versions['clipsonic_vocoder'].version}" if vocoder is not None else "Griffin-Lim"
+    print(f"{args.output}: {len(audio) / cso.SPEC.sample_rate:.1f} s for {what} by clipsonic v{version.version} "
+          f"({version.tags.get('profile', '?')} profile), {args.sampler} {steps} steps, w={guidance:g}, inverted by {inverse}")  # fmt: skip
+    if version.tags.get("profile") == "smoke":
+        print("warning: a smoke-profile model makes noise-like audio; train a real one with "
+              "`baton experiment --branch clipsonic --profile paper` (a GPU job)", file=sys.stderr)  # fmt: skip
+    else:
+        warn_if_unheard(home, version)
+    return 0
+
+
+def warn_if_unheard(home: BatonHome, version) -> None:
+    """One line when the evaluation found that the model's samples mostly do not sound like their query."""
+    from storage import tracking
+
+    accuracy = tracking.metric_of(tracking.default_tracking_uri(home), version, "test_domain_accuracy")
+    if accuracy is not None and accuracy < 0.6:
+        print(f"warning: on its test queries clipsonic v{version.version}'s samples sounded like the queried "
+              f"instrument {accuracy:.0%} of the time (domain classifier); it needs longer training "
+              "(`baton experiment --branch clipsonic --profile paper`, a GPU job)", file=sys.stderr)  # fmt: skip
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     inst = sub.add_parser(
         "instrument", help="arrange a solo (keyboard) score for several instruments",
@@ -193,3 +290,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     separate.add_argument("--image", help="image query: a picture of what to separate")
     separate.add_argument("--alias", default="champion", help="registry alias of clipsep to use")
     separate.set_defaults(func=cmd_separate)
+    synth = sub.add_parser(
+        "synthesize", help="text- or image-queried audio (CLIPSonic)",
+        description="Generates 2 s of audio for a text query (through the prior, sd; or zero-shot, zs; or a "
+        "pretrained prior, pd) or an image query with models:/clipsonic@ALIAS, inverted by clipsonic_vocoder@ALIAS "
+        "when registered, else Griffin-Lim.",
+    )  # fmt: skip
+    synth.add_argument("output", help="the WAV file to write (16 kHz mono)")
+    synth.add_argument("--query", help='text query, e.g. "violin"')
+    synth.add_argument("--image", help="image query: a picture of what should sound")
+    synth.add_argument("--mode", choices=["zs", "sd", "pd"], help="how a text query reaches the image space (default: sd)")
+    synth.add_argument("--prior", help="pd: a pretrained prior folder")
+    synth.add_argument("--guidance", type=float, help="classifier-free guidance scale w (default: the model's)")
+    synth.add_argument("--steps", type=int, help="sampling steps (default: the model's, 1000 for ddpm)")
+    synth.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"], help="fast DDIM or the 1,000-step DDPM")
+    synth.add_argument("--seed", type=int, default=0, help="random seed of the sample")
+    synth.add_argument("--alias", default="champion", help="registry alias of the models to use")
+    synth.set_defaults(func=cmd_synthesize)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from dagster._core.definitions.reconstruct import ReconstructableJob  # what execute_job takes; not exported
 
 # dagster and the lineage load inside the functions: `baton datasets list` stays quick.
-BRANCHES = ("muspy", "mmt", "instrumentation", "performance", "video")  # pipelines.experiments.EXPERIMENTS
+BRANCHES = ("muspy", "mmt", "instrumentation", "performance", "video", "clipsonic")  # pipelines.experiments.EXPERIMENTS
 
 
 class UsageError(Exception):
@@ -140,6 +140,7 @@ Where to look:
   Violin alignments:         {home.cache}/plots/alignments/<recording>.png
   Deep Performer samples:    {home.cache}/performance_eval/<run id>/ (recordings, resyntheses, spectrograms)
   CLIPSep examples:          {home.cache}/clipsep_eval/<run id>/ (mixtures, references, separations)
+  CLIPSonic samples:         {home.cache}/clipsonic_samples/<run id>/ (WAVs and spectrograms of every query mode)
   Shard sets:                {home.datasets}/
   MLflow store:              {home.mlflow}/mlflow.db"""
     )

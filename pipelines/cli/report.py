@@ -68,6 +68,22 @@ def report_performance(home: BatonHome) -> None:
     print(markdown_table(shards.read_table(home.datasets, "performance_eval", "__all__").to_pandas(), digits=4))
 
 
+def report_clipsonic(home: BatonHome, png: str) -> None:
+    """Table 7.1 and Table 7.2 from the latest clipsonic_eval, and the guidance sweep of Figure 7.3."""
+    from assets.clipsonic import evaluation as ev
+    from assets.core.metadata import markdown_table
+    from storage import shards
+
+    table = shards.read_table(home.datasets, "clipsonic_eval", "__all__").to_pandas()
+    print(markdown_table(ev.table_7_1(table), digits=3))
+    print("\nQuery embeddings against the ground-truth image embeddings (Table 7.2):\n")
+    print(markdown_table(ev.table_7_2(table), digits=3))
+    sweep = ev.rows_of(table, "sweep")
+    if len(sweep):
+        write_png(png, ev.sweep_png(sweep))
+        print(f"\n![CLIPSonic guidance sweep]({png})")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """The README's result tables and figures, from the latest evaluation materializations."""
     from storage import shards
@@ -79,6 +95,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         "mmt": ("mmt_eval", lambda: report_mmt(home)),
         "performance": ("performance_eval", lambda: report_performance(home)),
         "clipsep": ("clipsep_eval", lambda: report_clipsep(home)),
+        "clipsonic": ("clipsonic_eval", lambda: report_clipsonic(home, args.guidance_png)),
     }
     chosen = list(sections) if args.section == "all" else [args.section]
     for name in chosen:
@@ -97,12 +114,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser(
         "report", help="the result tables (markdown) and figures (PNG) of every experiment, for the README",
         description="Prints each section's table from the latest evaluation materialization (cross-dataset "
-        "perplexity, Table 4.2, MMT, Table 5.1, CLIPSep SDR) and writes the heatmap and confusion-matrix PNGs; "
+        "perplexity, Table 4.2, MMT, Table 5.1, CLIPSep SDR, CLIPSonic Tables 7.1 and 7.2) and writes the heatmap, "
+        "confusion-matrix and guidance-sweep PNGs; "
         "a section without results says which experiment fills it.",
     )  # fmt: skip
-    report.add_argument("--section", default="all", choices=["all", "perplexity", "instrumentation", "mmt", "performance", "clipsep"],
+    report.add_argument("--section", default="all", choices=["all", "perplexity", "instrumentation", "mmt", "performance", "clipsep", "clipsonic"],
                         help="the section to print")
     report.add_argument("--png", default="docs/cross_dataset_perplexity.png", help="where the perplexity heatmap goes")
     report.add_argument("--confusion-png", default="docs/part_separation_confusion.png",
                         help="where the champion part-separation model's confusion matrix goes")
+    report.add_argument("--guidance-png", default="docs/clipsonic_guidance_sweep.png",
+                        help="where CLIPSonic's guidance sweep (Figure 7.3) goes")
     report.set_defaults(func=cmd_report)

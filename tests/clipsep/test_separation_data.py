@@ -3,7 +3,7 @@ import pyarrow as pa
 import pytest
 
 from assets.clipsep import separation_data
-from assets.videos.tables import AUDIO, EMBEDDINGS
+from assets.videos.tables import AUDIO, EMBEDDINGS, MixedEmbeddings
 from models.clipsep import CLIP_SAMPLES, SAMPLE_RATE
 
 
@@ -43,5 +43,5 @@ def test_split_sources_count_frames_from_each_clip_start_and_name_the_one_clip_m
         s.query[:, 0].tolist() for s in separation_data.sources(audio, embeddings, "train", {"v": 2.0})
     ]
     mixed = pa.concat_tables([embeddings, embeddings.set_column(3, "model", pa.array(["n"] * embeddings.num_rows))])
-    with pytest.raises(separation_data.MixedEmbeddings, match=r"\['m', 'n'\]"):
+    with pytest.raises(MixedEmbeddings, match=r"\['m', 'n'\]"):
         separation_data.split_sources(audio, mixed, videos, "train")

@@ -10,7 +10,7 @@ from assets.deep_performer.evaluation import Loaded
 from assets.deep_performer.training_sets import clip_audio
 from assets.violin.clips import to_clips
 from models import deep_performer as dp
-from models.deep_performer import vocoder as voc
+from models import vocoder as voc
 
 SMOKE = dp.PROFILES["smoke"]
 

@@ -56,7 +56,7 @@ def test_every_command_still_parses():
     [
         (["experiment", "--branch", "mmt", "--arch", "gru"], "error: --arch does not apply to the mmt branch"),
         (["experiment", "--branch", "instrumentation", "--archs", "cnn"], "error: --archs: unknown cnn"),
-        (["experiment", "--profile", "demo"], "error: the demo profile is the video branch's"),
+        (["experiment", "--profile", "demo"], "error: the demo profile is the video branches'"),
         (["experiment", "--datasets", "no_such_set"], "error: unknown dataset 'no_such_set'"),
         (["experiment", "--stage", "train"], "baton experiment: error: argument --stage: invalid choice: 'train'"),
         (["ingest", "no_such_set"], "error: unknown dataset 'no_such_set'"),
@@ -76,13 +76,14 @@ def test_help_shows_what_each_command_does_and_every_default(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     for held in ("MusPy datasets", "cross-dataset", "Multitrack Music Transformer", "automatic instrumentation",
-                 "Deep Performer", "CLIPSep"):  # fmt: skip
+                 "Deep Performer", "CLIPSep", "CLIPSonic"):  # fmt: skip
         assert held in out
     assert main(["experiment", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: all)" in out and "(default: paper)" in out and "(default: muspy)" in out
     assert "muspy: bach_chorales monteverdi oneills palestrina ryans_mammoth trecento;" in out
-    assert "[video] synthetic videos per instrument (default: 6)" in out
+    assert "[video, clipsonic] synthetic videos per instrument (default: 6)" in out
+    assert "[clipsonic] CLIPSonic models to train: iq, clip_tta, clap_tta (default: iq clip_tta clap_tta)" in out
     assert main(["report", "--help"]) == 0
     assert "(default: docs/cross_dataset_perplexity.png)" in " ".join(capsys.readouterr().out.split())
 

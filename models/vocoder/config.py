@@ -1,13 +1,17 @@
-"""HiFi-GAN V2 hyperparameters: the paper's, and a smoke profile that trains in seconds on a CPU."""
+"""HiFi-GAN V2 hyperparameters per mel spec: the paper's, a smoke profile that trains in seconds on a
+CPU, and for CLIPSonic's hop-512 mels a CPU demo profile."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.mel import SPECS, MelSpec
+
 
 @dataclass
 class VocoderConfig:
-    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)  # product must be HOP
+    mel: str = "performance"  # the key in models.mel.SPECS of the mels it inverts
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)  # product must be the spec's hop
     upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
     upsample_initial_channel: int = 128
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
@@ -28,12 +32,32 @@ class VocoderConfig:
     patience: int = 20  # evaluations without a better val_mel_l1 before stopping
     seed: int = 0
 
+    @property
+    def spec(self) -> MelSpec:
+        return SPECS[self.mel]
+
 
 PROFILES = {
     "paper": VocoderConfig(),
     "smoke": VocoderConfig(
         upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilations=((1, 3, 5),),
         disc_width_divisor=16, segment=2048, batch_size=2, lr=2e-3, max_steps=30, eval_every=10, checkpoint_every=10,
+        patience=3,
+    ),
+}  # fmt: skip
+
+_CLIPSONIC_UPSAMPLING = {"mel": "clipsonic", "upsample_rates": (8, 8, 4, 2), "upsample_kernel_sizes": (16, 16, 8, 4)}
+
+CLIPSONIC_PROFILES = {
+    "paper": VocoderConfig(**_CLIPSONIC_UPSAMPLING),
+    "smoke": VocoderConfig(
+        **_CLIPSONIC_UPSAMPLING, upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilations=((1, 3, 5),),
+        disc_width_divisor=16, segment=4096, batch_size=2, lr=2e-3, max_steps=30, eval_every=10, checkpoint_every=10,
+        patience=3,
+    ),
+    "demo": VocoderConfig(
+        **_CLIPSONIC_UPSAMPLING, upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilations=((1, 3, 5),),
+        disc_width_divisor=16, segment=4096, batch_size=4, lr=2e-3, max_steps=600, eval_every=100, checkpoint_every=100,
         patience=3,
     ),
 }  # fmt: skip

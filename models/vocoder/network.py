@@ -10,8 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
-from models.deep_performer.vocoder.config import VocoderConfig
-from models.mel import HOP, N_MELS
+from models.vocoder.config import VocoderConfig
 
 LRELU_SLOPE = 0.1
 
@@ -41,18 +40,20 @@ class ResBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """(batch, N_MELS, frames) log-mel to (batch, 1, frames * HOP) audio in (-1, 1).
+    """(batch, n_mels, frames) log-mel of ``cfg.spec`` to (batch, 1, frames * hop) audio in (-1, 1).
 
     Each transposed convolution halves the width and is followed by a multi-receptive-field
-    fusion: the mean of one ResBlock per kernel size.
+    fusion: the mean of one ResBlock per kernel size. ``spec`` stays on the module, so whoever
+    holds a generator knows which mels it inverts.
     """
 
     def __init__(self, cfg: VocoderConfig):
         super().__init__()
-        if math.prod(cfg.upsample_rates) != HOP:
-            raise ValueError(f"upsample_rates {cfg.upsample_rates} must multiply to HOP={HOP}")
+        self.spec = cfg.spec
+        if math.prod(cfg.upsample_rates) != self.spec.hop:
+            raise ValueError(f"upsample_rates {cfg.upsample_rates} must multiply to HOP={self.spec.hop} of the {cfg.mel} mel")
         width = cfg.upsample_initial_channel
-        self.pre = weight_norm(nn.Conv1d(N_MELS, width, 7, padding=3))
+        self.pre = weight_norm(nn.Conv1d(self.spec.n_mels, width, 7, padding=3))
         self.ups = nn.ModuleList()
         self.mrfs = nn.ModuleList()
         for i, (rate, kernel) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):

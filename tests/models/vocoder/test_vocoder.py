@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 
 import librosa
@@ -6,7 +7,8 @@ import pytest
 import torch
 
 from models.checkpoints import seed_everything
-from models.deep_performer.vocoder import (
+from models.vocoder import (
+    CLIPSONIC_PROFILES,
     PROFILES,
     Generator,
     MultiPeriodDiscriminator,
@@ -20,13 +22,15 @@ from models.deep_performer.vocoder import (
     load_vocoder,
     resynthesis_l1,
     save_vocoder,
+    SpecMismatch,
     segment_batch,
     train_hifigan,
     validate,
 )
-from models.mel import HOP, N_FFT, N_MELS, SAMPLE_RATE, log_mel, log_mel_torch
+from models.mel import CLIPSONIC, HOP, N_MELS, PERFORMANCE, SAMPLE_RATE, log_mel, log_mel_torch
 
 SMOKE = PROFILES["smoke"]
+CLIPSONIC_SMOKE = CLIPSONIC_PROFILES["smoke"]
 CPU = torch.device("cpu")
 
 
@@ -56,17 +60,24 @@ def test_log_mel_torch_matches_numpy_log_mel():
     np.testing.assert_array_equal(log_mel_torch(torch.from_numpy(sine))[0].numpy(), batch[1].numpy())
 
 
-def test_griffin_lim_recovers_a_sine():
+@pytest.mark.parametrize(
+    ("spec", "mean_bound"),
+    # measured 1.18 and 1.50, mostly quiet bins near the floor, which sits deeper below the sine's
+    # peak in the CLIPSonic mel (n_fft 2048 doubles the magnitudes; 74% of its bins are at the floor)
+    [(PERFORMANCE, 1.5), (CLIPSONIC, 1.8)],
+    ids=["performance", "clipsonic"],
+)
+def test_griffin_lim_recovers_a_sine(spec, mean_bound):
     freq = 1000.0
-    mel = log_mel(_sine(freq, 8192))
-    audio = griffin_lim(mel)
-    assert audio.dtype == np.float32 and len(audio) == (len(mel) - 1) * HOP
-    spectrum = np.abs(librosa.stft(audio, n_fft=N_FFT, hop_length=HOP)).mean(axis=1)
-    assert abs(spectrum.argmax() - freq / (SAMPLE_RATE / N_FFT)) <= 1
-    error = np.abs(log_mel(audio) - mel)
+    mel = log_mel(_sine(freq, 8192), spec)
+    audio = griffin_lim(mel, spec)
+    assert audio.dtype == np.float32 and len(audio) == (len(mel) - 1) * spec.hop
+    spectrum = np.abs(librosa.stft(audio, n_fft=spec.n_fft, hop_length=spec.hop)).mean(axis=1)
+    assert abs(spectrum.argmax() - freq / (SAMPLE_RATE / spec.n_fft)) <= 1
+    error = np.abs(log_mel(audio, spec) - mel)
     loud = mel > mel.max() - np.log(100)  # within 40 dB of the peak
-    assert error.mean() < 1.5  # measured 1.18, mostly quiet bins near the floor
-    assert error[loud].mean() < 0.4  # measured 0.18
+    assert error.mean() < mean_bound
+    assert error[loud].mean() < 0.4  # measured 0.18 and 0.09
 
 
 def test_resynthesis_l1_scores_inversions_on_the_clips_own_length():
@@ -85,6 +96,16 @@ def test_generator_output_is_hop_samples_per_frame(profile):
     assert audio.abs().max() <= 1
     with pytest.raises(ValueError, match="HOP"):
         Generator(replace(SMOKE, upsample_rates=(8, 8, 2)))
+
+
+@pytest.mark.parametrize("profile", ["paper", "smoke"])
+def test_clipsonic_generator_maps_64_band_frames_to_hop_512_blocks(profile):
+    generator = Generator(CLIPSONIC_PROFILES[profile])
+    assert generator.spec == CLIPSONIC
+    audio = generator(torch.randn(2, 64, 7))
+    assert audio.shape == (2, 1, 7 * 512)
+    with pytest.raises(ValueError, match="HOP=512"):
+        Generator(replace(CLIPSONIC_SMOKE, upsample_rates=(8, 8, 2, 2)))
 
 
 def test_discriminators_return_scores_and_feature_maps():
@@ -188,3 +209,27 @@ def test_training_on_cuda_with_bf16_autocast(tmp_path, clips):
     generator, result = train_hifigan(SMOKE, train, valid, str(tmp_path), lambda m, s: None, device=cuda)
     assert next(generator.parameters()).is_cuda
     assert result.best_metric < untrained
+
+
+def test_a_saved_clipsonic_vocoder_reloads_with_its_spec(tmp_path):
+    seed_everything(1)
+    generator, mel = Generator(CLIPSONIC_SMOKE), log_mel(_tone(440, 6000), CLIPSONIC)
+    save_vocoder(generator, CLIPSONIC_SMOKE, str(tmp_path))
+    assert json.loads((tmp_path / "config.json").read_text())["mel"] == "clipsonic"
+    loaded, cfg = load_vocoder(str(tmp_path), device="cpu")
+    assert cfg == CLIPSONIC_SMOKE and loaded.spec == CLIPSONIC
+    audio = invert(mel, loaded, CLIPSONIC)
+    assert len(audio) == (len(mel) - 1) * CLIPSONIC.hop
+    np.testing.assert_array_equal(audio, hifigan_vocode(generator, mel)[: len(audio)])
+    with pytest.raises(SpecMismatch, match="64-band hop-512"):
+        invert(log_mel(_tone(440, 6000)), loaded)  # a performance mel to a CLIPSonic vocoder
+
+
+def test_a_config_saved_without_a_mel_spec_loads_as_performance(tmp_path):
+    save_vocoder(Generator(SMOKE), SMOKE, str(tmp_path))
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["mel"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded, cfg = load_vocoder(str(tmp_path), device="cpu")
+    assert cfg == SMOKE and cfg.mel == "performance" and loaded.spec == PERFORMANCE
+

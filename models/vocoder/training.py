@@ -12,16 +12,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.checkpoints import seed_everything
-from models.deep_performer.vocoder.config import VocoderConfig
-from models.deep_performer.vocoder.inversion import validate
-from models.deep_performer.vocoder.network import (
+from models.mel import log_mel_torch
+from models.training import FitResult, LoopConfig, Part, Update, default_device, fit_parts
+from models.vocoder.config import VocoderConfig
+from models.vocoder.inversion import validate
+from models.vocoder.network import (
     Generator,
     MultiPeriodDiscriminator,
     MultiScaleDiscriminator,
     discriminate,
 )
-from models.mel import HOP, log_mel_torch
-from models.training import FitResult, LoopConfig, Part, Update, default_device, fit_parts
 
 
 def discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
@@ -57,8 +57,8 @@ def _train_step(
     generator: nn.Module, discriminators: nn.ModuleList, audio: torch.Tensor, cfg: VocoderConfig, update: Update
 ) -> dict[str, torch.Tensor]:
     """One discriminator update on real vs generated audio, then one generator update against it."""
-    target = log_mel_torch(audio)
-    fake = generator(target[:, : cfg.segment // HOP].transpose(1, 2))[:, 0]
+    target = log_mel_torch(audio, cfg.spec)
+    fake = generator(target[:, : cfg.segment // cfg.spec.hop].transpose(1, 2))[:, 0]
     real_scores, _ = discriminate(discriminators, audio)
     fake_scores, _ = discriminate(discriminators, fake.detach())
     d_loss = discriminator_loss(real_scores, fake_scores)
@@ -68,7 +68,7 @@ def _train_step(
         _, real_fmaps = discriminate(discriminators, audio)
     fake_scores, fake_fmaps = discriminate(discriminators, fake)
     adv, fm = generator_loss(fake_scores), feature_loss(real_fmaps, fake_fmaps)
-    mel = F.l1_loss(log_mel_torch(fake.float()), target)
+    mel = F.l1_loss(log_mel_torch(fake.float(), cfg.spec), target)
     g_loss = adv + cfg.fm_weight * fm + cfg.mel_weight * mel
     update("generator", g_loss)
     return {"d_loss": d_loss, "g_loss": g_loss, "g_adv": adv, "g_fm": fm, "mel_l1": mel}
@@ -83,7 +83,8 @@ def train_hifigan(
     progress: bool = False,
     device: torch.device | None = None,
 ) -> tuple[Generator, FitResult]:
-    """Train a HiFi-GAN on 16 kHz clips; the returned generator carries the best ``val_mel_l1`` weights.
+    """Train a HiFi-GAN on 16 kHz clips to invert ``cfg.spec`` log-mels; the returned generator carries
+    the best ``val_mel_l1`` weights.
 
     Generator and discriminators each have an AdamW optimizer and a stepwise exponential decay and
     learn through :func:`models.training.fit_parts`, so they checkpoint to and resume from one
