@@ -88,6 +88,8 @@ class ClipSonicExperiment(VideoSource):
     vggish_weights: str = Field(default="", description="torchvggish's vggish-10086976.pth for FAD; empty: FAD (VGGish) left out")
     vocoder_profile: str = Field(default="", description="vocoder (HiFi-GAN) profile: smoke, demo, paper, none (Griffin-Lim); empty: the profile")
     per_label: int = Field(default=8, description="test crops queried per label in every mode")
+    ddpm_per_label: int = Field(default=1, description="test crops per label also sampled by the 1,000-step DDPM")
+    sweep_per_label: int = Field(default=2, description="test crops per label of the guidance sweep")
 
 
 class Stage:
@@ -454,7 +456,8 @@ def clipsonic_domain(stage: Stage, config: ClipSonicExperiment) -> None:
 def clipsonic_eval(stage: Stage, config: ClipSonicExperiment) -> None:
     """Samples of every mode, Table 7.1, Table 7.2 and the guidance sweep; the champions."""
     ops = {
-        "clipsonic_samples": {"config": {"per_label": config.per_label, "clap_model": config.clap_model}},
+        "clipsonic_samples": {"config": {"per_label": config.per_label, "ddpm_per_label": config.ddpm_per_label,
+                                         "sweep_per_label": config.sweep_per_label, "clap_model": config.clap_model}},
         "clipsonic_eval": {"config": {"clap_model": config.clap_model, "vggish_weights": config.vggish_weights}},
     }
     stage.run("clipsonic_eval_job", ops=ops)

@@ -30,6 +30,8 @@ FLAGS = {
     "clap_model": {},
     "vggish_weights": {},
     "per_label": {"type": int},
+    "ddpm_per_label": {"type": int},
+    "sweep_per_label": {"type": int},
 }
 LISTS_OF_KNOWN = ("archs", "methods", "conditions")  # every value must be one of the config's defaults
 DEMO_PROFILE = ("video", "clipsonic")  # the branches whose models have a CPU demo profile
