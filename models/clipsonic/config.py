@@ -64,6 +64,7 @@ PROFILES = {
     # the demo's synthetic instrument set on a 2-core CPU: a few minutes of training
     "demo": ClipSonicConfig(
         block_out_channels=(16, 32, 64), attention=(False, False, False), layers_per_block=1, attention_head_dim=16,
-        norm_groups=8, batch_size=8, lr=2e-3, max_steps=600, eval_every=150, checkpoint_every=150, patience=4,
+        norm_groups=8, guidance=2.0, batch_size=8, lr=2e-3, max_steps=1200, eval_every=150, checkpoint_every=150,
+        patience=4,
     ),
 }  # fmt: skip
