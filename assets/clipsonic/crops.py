@@ -51,7 +51,7 @@ def crops_table(audio: pa.Table, embeddings: pa.Table) -> pa.Table:
 
 
 def mels_of(table: pa.Table) -> np.ndarray:
-    """(n, CROP_FRAMES, BANDS) float32 crops of a ``CROPS`` table."""
+    """(n, CROP_FRAMES, BANDS) float32 mels of a table with a ``mel`` column (crops or samples)."""
     flat = table.column("mel").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, cso.CROP_FRAMES, BANDS)
 

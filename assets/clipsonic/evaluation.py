@@ -24,6 +24,7 @@ import pyarrow as pa
 import soundfile as sf
 from torch import nn
 
+from assets.clipsonic import crops
 from assets.clipsonic.queries import NAMES
 from assets.core.plots import to_png
 from models import audio_metrics as am
@@ -145,8 +146,7 @@ def evaluate(
     """One row of metrics per group, mode, sampler and guidance scale of the samples table."""
     ref = reference(real_audio, backbones)
     frame = samples.drop_columns(["mel"]).to_pandas()
-    mels = np.asarray(samples.column("mel").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-    mels = mels.reshape(samples.num_rows, cso.CROP_FRAMES, cso.SPEC.n_mels)
+    mels = crops.mels_of(samples)
     out = []
     for key, index in frame.groupby(KEYS, sort=False, dropna=False).groups.items():
         part = frame.loc[index]

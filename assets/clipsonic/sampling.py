@@ -159,15 +159,10 @@ def sample_all(
     return pa.Table.from_pylist(out, schema=SAMPLES), notes
 
 
-def mels_of(table: pa.Table) -> np.ndarray:
-    flat = table.column("mel").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, cso.CROP_FRAMES, crops.BANDS)
-
-
 def listening_set(samples: pa.Table, per_label: int) -> list[tuple[str, np.ndarray]]:
     """The first ``per_label`` main and reconstruction samples of each mode and label, named for their files."""
     picked, seen = [], {}
-    mels = mels_of(samples)
+    mels = crops.mels_of(samples)
     for i, (group, mode, label) in enumerate(zip(*(samples.column(c).to_pylist() for c in ("group", "mode", "label")))):
         key = (mode, label)
         if group in ("main", "reconstruction") and seen.get(key, 0) < per_label:
