@@ -34,7 +34,7 @@ FLAGS = {
     "sweep_per_label": {"type": int},
 }
 LISTS_OF_KNOWN = ("archs", "methods", "conditions")  # every value must be one of the config's defaults
-DEMO_PROFILE = ("video", "clipsonic")  # the branches whose models have a CPU demo profile
+DEMO_PROFILE = ("instrumentation", "video", "clipsonic")  # the branches whose models have a CPU demo profile
 
 
 def flag(field: str) -> str:
@@ -83,7 +83,7 @@ def experiment_config(args: argparse.Namespace) -> dict:
             raise UsageError(f"{flag(field)}: unknown {unknown}; choose from {shown(fields[field].default)}")
         config[field] = value
     if config.get("profile") == "demo" and args.branch not in DEMO_PROFILE:
-        raise UsageError(f"the demo profile is the video branches' ({', '.join(DEMO_PROFILE)}); use smoke or paper for {args.branch}")
+        raise UsageError(f"only {', '.join(DEMO_PROFILE)} have a demo profile; use smoke or paper for {args.branch}")
     if config.get("vocoder_profile") == "demo" and args.branch not in DEMO_PROFILE:
         raise UsageError(f"the demo vocoder profile is CLIPSonic's; use smoke, paper or none for {args.branch}")
     return config

@@ -11,6 +11,7 @@ from storage.home import BatonHome
 if TYPE_CHECKING:
     import dagster as dg
     from dagster._core.definitions.reconstruct import ReconstructableJob  # what execute_job takes; not exported
+    from dagster._core.remote_origin import RemoteJobOrigin
 
 # dagster and the lineage load inside the functions: `baton datasets list` stays quick.
 BRANCHES = ("muspy", "mmt", "instrumentation", "performance", "video", "clipsonic")  # pipelines.experiments.EXPERIMENTS
@@ -20,15 +21,20 @@ class UsageError(Exception):
     """A mistake on the command line or in what it names: `main` prints it as one line and exits with status 2."""
 
 
-def instance_for(home: BatonHome) -> dg.DagsterInstance:
-    """The persistent Dagster instance under <home>/dagster, the same one `baton ui` shows, with runs
-    whose worker was killed marked failed, so the same command can re-execute them."""
+def home_instance(home: BatonHome) -> dg.DagsterInstance:
+    """The persistent Dagster instance under <home>/dagster, the same one `baton ui` shows."""
     import dagster as dg
 
+    os.environ["DAGSTER_HOME"] = home.dagster
+    return dg.DagsterInstance.get()
+
+
+def instance_for(home: BatonHome) -> dg.DagsterInstance:
+    """The home's instance, with runs whose worker was killed marked failed, so the same command can
+    re-execute them."""
     from storage.run_worker import fail_dead_runs
 
-    os.environ["DAGSTER_HOME"] = home.dagster
-    instance = dg.DagsterInstance.get()
+    instance = home_instance(home)
     fail_dead_runs(instance)
     return instance
 
@@ -87,14 +93,45 @@ def child_runs(instance: dg.DagsterInstance, run_id: str) -> list[Child]:
     ]  # fmt: skip
 
 
+def ui_origin(job_name: str) -> RemoteJobOrigin:
+    """The job as the UI's code location (workspace.yaml's) names it. The Overview timeline shows only runs
+    with such an origin, which `dg.execute_job` does not give: the runs it makes have none."""
+    import sys
+
+    import yaml
+    from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
+    from dagster._core.remote_origin import (
+        ManagedGrpcPythonEnvCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    from storage.home import REPO_ROOT
+
+    (entry,) = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"]
+    module = entry["python_module"]
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable, module_name=module["module_name"], working_directory=str(REPO_ROOT)
+    )
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(target, module["location_name"])
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job_name)
+
+
 def launch_experiment(instance: dg.DagsterInstance, branch: str, config: dict, home: BatonHome | None = None) -> Outcome:
-    """One run of the branch's experiment job on the persistent instance (it shows on the UI's Runs page)."""
-    import dagster as dg
+    """One run of the branch's experiment job on the persistent instance, as `dg.execute_job` makes it plus
+    the UI's origin of the job, so that it shows on the UI's Runs page and its Overview timeline."""
+    from dagster._core.execution.api import execute_run  # execute_job, on a run created with that origin
 
     from pipelines.experiments import EXPERIMENTS
 
     job = reconstructable_experiment(branch, home or BatonHome.from_env())
-    result = dg.execute_job(job, instance=instance, run_config=config)
+    definition = job.get_definition()
+    run = instance.create_run_for_job(
+        definition, run_config=config, tags=definition.run_tags, job_code_origin=job.get_python_origin(),
+        remote_job_origin=ui_origin(definition.name),
+    )  # fmt: skip
+    result = execute_run(job, run, instance)
     errors = [
         f"{event.step_key}: {event.event_specific_data.error.message.strip().splitlines()[0]}"
         for event in result.all_events
