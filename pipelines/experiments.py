@@ -37,7 +37,7 @@ class Experiment(dg.Config):
     """What every experiment takes."""
 
     stage: str = Field(default="all", description="all: every stage; data: only the data stages of the branch")
-    profile: str = Field(default="paper", description="training profile: smoke, paper (demo: the video branch only)")
+    profile: str = Field(default="paper", description="training profile: smoke, paper, demo (instrumentation, video, clipsonic)")
     steps: int = Field(default=0, description="training steps per model; 0: the profile's")
 
 

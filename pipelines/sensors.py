@@ -17,7 +17,7 @@ from assets.core import incoming as drops
 from assets.core.dataset_shards import partition_keys
 from assets.core.partitions import DATASETS, VIDEO_BATCHES
 from assets.core.resources import HomeResource
-from assets.scores.datasets import list_datasets
+from assets.scores.datasets import present_datasets
 from pipelines.jobs import ingest_job, video_data_job
 from storage.names import check_name, is_safe_name
 
@@ -102,11 +102,14 @@ incoming_videos_sensor = incoming_sensor(
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def dataset_partitions_sensor(context: dg.SensorEvaluationContext, home: HomeResource):
-    """Every dataset the registry knows (built-in, downloaded or local) is a partition the UI can pick,
-    or one partition per shard of a sharded dataset. An unreadable registry or a name that is not a
-    safe partition key is reported, never raised."""
+    """Every dataset of the registry whose files are here (the music21 corpus, local folders, finished
+    downloads) is a partition the UI can pick, or one partition per shard of a sharded dataset; a
+    remote dataset joins once `baton datasets download` has fetched it, so the catalog offers nothing
+    that cannot be materialized offline. An unreadable registry or a name that is not a safe
+    partition key is reported, never raised."""
     try:
-        keys = [key for info in list_datasets(home.home.local_datasets) for key in partition_keys(info.name, info.shards)]
+        present = present_datasets(home.home.raw, home.home.local_datasets)
+        keys = [key for info in present for key in partition_keys(info.name, info.shards)]
     except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
         reason = f"local dataset registry {home.home.local_datasets} is unreadable: {exc}"
         context.log.warning(reason)
@@ -117,7 +120,7 @@ def dataset_partitions_sensor(context: dg.SensorEvaluationContext, home: HomeRes
     known = set(context.instance.get_dynamic_partitions(DATASETS.name))
     new = [key for key in keys if key not in known and key not in unsafe]
     if not new:
-        return dg.SkipReason("every registered dataset is already a partition")
+        return dg.SkipReason("every dataset with files here is already a partition")
     return dg.SensorResult(dynamic_partitions_requests=[DATASETS.build_add_request(new)])
 
 

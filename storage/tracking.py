@@ -8,10 +8,11 @@ and resolved by alias (MLflow 3: aliases, not stages).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,11 @@ RUN_ID_TAG = "dagster.run_id"
 ROOT_RUN_ID_TAG = "dagster.root_run_id"
 ASSET_KEY_TAG = "dagster.asset_key"
 PARTITION_TAG = "dagster.partition_key"
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+TRAINING_VIEW = "?workflowType=machine_learning"
+"""The query that opens a page of MLflow 3's UI in its model-training view (runs, metrics, registry)."""
+BELOW_BASELINE_TAG = "below_baseline"  # model version tag: the baselines its evaluation found it did not beat
+BASELINE_ARTIFACT = "baseline.json"  # an evaluation run's baselines, its best model and what runs the baseline
 
 
 def default_tracking_uri(home: BatonHome) -> str:
@@ -66,12 +72,24 @@ def git_sha(cwd: str | Path = REPO_ROOT) -> str:
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_root: str) -> str:
-    """Experiment id, creating it with `artifact_root` as artifact location ("" = the server's default)."""
+    """Experiment id, creating it with `artifact_root` as artifact location ("" = the server's default).
+    The experiment is marked as model training (EXPERIMENT_KIND), an existing one too, so the UI
+    does not treat it as a GenAI experiment of traces."""
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_root or None)
+    if experiment is None:
+        return client.create_experiment(
+            name, artifact_location=artifact_root or None, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
+
+
+def run_page(ui_url: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI, in its model-training view: MLflow 3's UI opens in its GenAI
+    view (traces) unless the link names the view, whatever the experiment's kind tag says."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}{TRAINING_VIEW}"
 
 
 @contextmanager
@@ -232,22 +250,95 @@ def latest_run(tracking_uri: str, experiment: str, run_name: str) -> Run | None:
     return runs[0] if runs else None
 
 
+def baseline_text(baselines: Mapping[str, float]) -> str:
+    """"zone-based 0.7012, closest-pitch 0.6523": baselines as a tag value or a line of text."""
+    return ", ".join(f"{name} {value:.4g}" for name, value in baselines.items())
+
+
+def baseline_record(
+    metric: str, lower_is_better: bool, baselines: Mapping[str, float], best: str, best_value: float, **extra
+) -> dict:
+    """What an evaluation logs as BASELINE_ARTIFACT: the baselines a champion must beat on `metric`, the
+    best model (`best`, e.g. "lstm v3") and its value, and `extra`, what inference needs to run the baseline."""
+    return {
+        "metric": metric, "lower_is_better": lower_is_better, "baselines": {k: float(v) for k, v in baselines.items()},
+        "best": {"model": best, "value": float(best_value)}, **extra,
+    }  # fmt: skip
+
+
+def baseline_notice(name: str, record: dict, fmt: Callable[[float], str]) -> str:
+    """"no part_separation model beats the zone-based baseline (best, lstm v3, 31.0 % vs 70.1 %)":
+    why inference runs the baseline, with the record's values written by `fmt`."""
+    below = unbeaten(record["best"]["value"], record["baselines"], record["lower_is_better"])
+    what = " and ".join(below) + (" baselines" if len(below) > 1 else " baseline")
+    best = record["best"]
+    return f"no {name} model beats the {what} (best, {best['model']}, {fmt(best['value'])} vs {' and '.join(map(fmt, below.values()))})"
+
+
+def run_dict(tracking_uri: str, run: Run, path: str) -> dict | None:
+    """The JSON artifact `path` of `run`, or None when the run has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path=path, dst_path=tmp, tracking_uri=tracking_uri
+            )
+        except (MlflowException, OSError):
+            return None
+        return json.loads(Path(local).read_text())
+
+
+def baseline_in_place(tracking_uri: str, experiment: str, name: str, alias: str, eval_run: str) -> dict | None:
+    """When `name@alias` is missing because the champion rule held every model back (the newest run
+    `eval_run` found none beating its baselines), that run's baseline record: inference then runs the
+    baseline. None when there is a champion, another alias is asked for, or nothing was evaluated."""
+    if alias != "champion" or get_alias_version(tracking_uri, name, alias) is not None:
+        return None
+    run = latest_run(tracking_uri, experiment, eval_run)
+    record = run_dict(tracking_uri, run, BASELINE_ARTIFACT) if run is not None else None
+    if record is None or not unbeaten(record["best"]["value"], record["baselines"], record["lower_is_better"]):
+        return None
+    return record
+
+
 def latest_run_url(tracking_uri: str, experiment: str, run_name: str, ui_url: str) -> str | None:
     """Link to the newest run of that name, for pointing a person at results."""
     run = latest_run(tracking_uri, experiment, run_name)
     if run is None:
         return None
-    return f"{ui_url.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return run_page(ui_url, run.info.experiment_id, run.info.run_id)
+
+
+def unbeaten(value: float | None, baselines: Mapping[str, float], lower_is_better: bool) -> dict[str, float]:
+    """The baselines `value` does not strictly beat (every one when there is no value)."""
+    return {
+        name: b for name, b in baselines.items() if value is None or not (value < b if lower_is_better else value > b)
+    }
 
 
 def promote_if_better(
-    tracking_uri: str, name: str, version: ModelVersion, metric: str, lower_is_better: bool = True
-) -> bool:
-    """Move `champion` to `version` when its run's metric beats the champion's (or there is none)."""
+    tracking_uri: str, name: str, version: ModelVersion, metric: str, lower_is_better: bool = True,
+    baselines: Mapping[str, float] | None = None,
+) -> bool:  # fmt: skip
+    """Move `champion` to `version` when its run's metric beats the champion's (or there is none) and
+    strictly beats every one of `baselines` (the task's non-learned methods on the same data and metric).
+
+    With baselines, the version's `below_baseline` tag names those it did not beat ("" when it beat
+    them all), and a champion that does not beat them loses the alias: no champion is better than one
+    worse than a baseline, because inference then runs the baseline and says so.
+    """
     champion = get_alias_version(tracking_uri, name, "champion")
     new = metric_of(tracking_uri, version, metric)
     if new is None:
         return False
+    if baselines:
+        client = _client(tracking_uri)
+        below = unbeaten(new, baselines, lower_is_better)
+        client.set_model_version_tag(name, str(version.version), BELOW_BASELINE_TAG, baseline_text(below))
+        if champion is not None and unbeaten(metric_of(tracking_uri, champion, metric), baselines, lower_is_better):
+            client.delete_registered_model_alias(name, "champion")
+            champion = None
+        if below:
+            return False
     if champion is not None and str(champion.version) != str(version.version):
         old = metric_of(tracking_uri, champion, metric)
         if old is not None and (new >= old if lower_is_better else new <= old):
@@ -323,11 +414,11 @@ class MlflowResource(dg.ConfigurableResource):
     def end_runs_of(self, dagster_run_id: str) -> list[str]:
         return end_runs_of_dagster_run(self.uri, self.experiment, dagster_run_id)
 
-    def run_url(self, run: mlflow.ActiveRun) -> str:
-        """Link to the run in the MLflow UI: absolute for an http(s) server, else relative to the UI root."""
-        fragment = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"  # same form as latest_run_url
+    def run_url(self, run: mlflow.ActiveRun) -> dg.UrlMetadataValue:
+        """Link to the run in the MLflow UI (on the http(s) server when there is one), as URL metadata
+        so the Dagster UI shows it as a link."""
         base = self.uri if is_server(self.uri) else self.ui_url
-        return f"{base.rstrip('/')}/{fragment}"
+        return dg.MetadataValue.url(run_page(base, run.info.experiment_id, run.info.run_id))
 
     def register(
         self, name: str, run_id: str, artifact_path: str, alias: str = "candidate", tags: dict[str, str] | None = None
@@ -355,5 +446,11 @@ class MlflowResource(dg.ConfigurableResource):
     def log_version_metrics(self, version: ModelVersion, metrics: dict[str, float]) -> None:
         log_version_metrics(self.uri, version, metrics)
 
-    def promote_if_better(self, name: str, version: ModelVersion, metric: str, lower_is_better: bool = True) -> bool:
-        return promote_if_better(self.uri, name, version, metric, lower_is_better)
+    def promote_if_better(
+        self, name: str, version: ModelVersion, metric: str, lower_is_better: bool = True,
+        baselines: Mapping[str, float] | None = None,
+    ) -> bool:  # fmt: skip
+        return promote_if_better(self.uri, name, version, metric, lower_is_better, baselines)
+
+    def baseline_in_place(self, name: str, alias: str, eval_run: str) -> dict | None:
+        return baseline_in_place(self.uri, self.experiment, name, alias, eval_run)

@@ -7,15 +7,27 @@ import threading
 import pytest
 
 
+def use_home(monkeypatch: pytest.MonkeyPatch, root):
+    """A fresh BATON_HOME at `root` while `monkeypatch` lasts."""
+    from storage.home import BatonHome
+
+    monkeypatch.setenv("BATON_HOME", str(root))
+    for setting in ("BATON_DATASETS_URI", "BATON_CHECKPOINTS_URI", "BATON_MLFLOW_URI", "BATON_EXECUTOR"):
+        monkeypatch.delenv(setting, raising=False)  # a developer's deployment settings stay out of tests
+    return BatonHome(str(root)).ensure()
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh BATON_HOME for one test."""
-    from storage.home import BatonHome
+    return use_home(monkeypatch, tmp_path / "home")
 
-    monkeypatch.setenv("BATON_HOME", str(tmp_path / "home"))
-    for setting in ("BATON_DATASETS_URI", "BATON_CHECKPOINTS_URI", "BATON_MLFLOW_URI", "BATON_EXECUTOR"):
-        monkeypatch.delenv(setting, raising=False)  # a developer's deployment settings stay out of tests
-    return BatonHome(str(tmp_path / "home")).ensure()
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory):
+    """A fresh BATON_HOME shared by the tests of one module, which read one costly lineage built in it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield use_home(monkeypatch, tmp_path_factory.mktemp("module") / "home")
 
 
 def in_ci() -> bool:

@@ -26,7 +26,7 @@ from assets.core.training import (
 )
 from models import clipsep as cs
 from models.training import default_device
-from storage.tracking import MlflowResource
+from storage.tracking import BASELINE_ARTIFACT, MlflowResource, baseline_record, baseline_text, unbeaten
 
 GROUP = "clipsep"
 REGISTERED = "clipsep"
@@ -105,7 +105,8 @@ def clipsep_eval(
 ) -> pd.DataFrame:
     """SDR and SDR improvement (museval, the whole clip as one window) on deterministic test mixtures,
     the MUSIC+ protocol: image queries, text queries when the CLIP weights are real, the mixture and
-    the PIT baseline; the better query model becomes `clipsep@champion`."""
+    the PIT baseline; the better query model becomes `clipsep@champion` when it beats the mixture (SDRi
+    above 0 dB), else `baton separate` writes the mixture back and says so."""
     test, clip_model = split_sources(home, "test")
     if len({s.label for s in test}) < 2:
         raise dg.Failure(f"the test split has {len(test)} windows of {len({s.label for s in test})} labels: need two to mix")
@@ -124,13 +125,17 @@ def clipsep_eval(
     for method, score in image_sdri.items():
         tracking.log_version_metrics(queried[method], {"test_sdri_image": score})
     best = max(image_sdri, key=image_sdri.get)
+    rule = evaluation.champion_baselines(table)
+    record = baseline_record("test_sdri_image", False, rule, f"{LABELS[best]} v{queried[best].version}", image_sdri[best])
     out_dir = os.path.join(home.home.cache, "clipsep_eval", context.run_id)
     evaluation.write_examples(out_dir, loaded[best].model, test, config.samples, config.seed)
     with tracking.run(context, run_name="clipsep_eval") as run:
         mlflow.log_metrics(evaluation.sdr_metrics(table))
         mlflow.log_text(table.to_csv(index=False), "sdr.csv")
         mlflow.log_artifacts(out_dir, "examples")
-        promoted = tracking.promote_if_better(REGISTERED, queried[best], "test_sdri_image", lower_is_better=False)
+        mlflow.log_dict(record, BASELINE_ARTIFACT)
+        promoted = tracking.promote_if_better(REGISTERED, queried[best], "test_sdri_image", False, rule)
+    below = {LABELS[m]: baseline_text(unbeaten(score, rule, False)) for m, score in image_sdri.items()}
     context.add_output_metadata(
         {
             "table": dg.MetadataValue.md(markdown_table(table)),
@@ -138,6 +143,8 @@ def clipsep_eval(
             "text_queries": texts is not None,
             "test_windows": len(test),
             "promoted": f"{LABELS[best]} v{queried[best].version}" if promoted else "",
+            "champion_baselines": dg.MetadataValue.json(rule),
+            "below_baseline": dg.MetadataValue.json({label: text for label, text in below.items() if text}),
             "examples": dg.MetadataValue.path(out_dir),
             "mlflow_run": tracking.run_url(run),
         }

@@ -76,6 +76,12 @@ def sdr_table(
     return pd.DataFrame([first, *rows], columns=COLUMNS), image_sdri
 
 
+def champion_baselines(table: pd.DataFrame) -> dict[str, float]:
+    """What a query model must beat to become the champion: the unprocessed mixture's mean SDRi (0 dB),
+    on the image-query SDRi that ranks the models. A model below it makes the mixture worse."""
+    return {"mixture": float(table.loc[table["model"] == "mixture", "sdri_mean"].iloc[0])}
+
+
 def sdr_metrics(table: pd.DataFrame) -> dict[str, float]:
     """Every finite SDR statistic of the table as "<model>.<query or none>.<statistic>"."""
     return finite(

@@ -295,7 +295,7 @@ def clipsonic_eval(
     real = split_audio(home, "test")
     table = ev.evaluate(generated, real, backbones, vocoder[1] if vocoder else None)
     sweep = ev.rows_of(table, "sweep")
-    promoted = registry.promote(tracking, table, vocoder[0] if vocoder else None)
+    promoted = registry.promote(tracking, table, registry.newest(tracking, VOCODER))
     png = ev.sweep_png(sweep) if len(sweep) else None
     with tracking.run(context, run_name="clipsonic_eval") as run:
         mlflow.log_metrics(finite({metric_key(f"{r['group']}.{r['mode']}.w{r['guidance']:g}.{k}"): r[k] for r in table.to_dict("records")

@@ -16,7 +16,7 @@ from models import audio_metrics as am
 from models import clipsonic as cso
 from models import vocoder as voc
 from models.training import default_device
-from storage.tracking import MlflowResource
+from storage.tracking import MlflowResource, unbeaten
 
 REGISTERED, PRIOR, VOCODER, DOMAIN = "clipsonic", "clipsonic_prior", "clipsonic_vocoder", "clipsonic_domain"
 
@@ -45,13 +45,18 @@ def load_newest(tracking: MlflowResource, cache: str, name: str, loader: Callabl
     return Loaded(version, *loader(tracking.fetch(version, cache), default_device()))
 
 
+def griffin_lim(tracking: MlflowResource, vocoder: Any) -> dict[str, float]:
+    """The baseline a vocoder must beat: Griffin-Lim's mel L1 on the vocoder's own validation clips (NaN,
+    which nothing beats, when its run lacks it)."""
+    error = tracking.metric_of(vocoder, "griffin_lim_mel_l1")
+    return {"Griffin-Lim": float("nan") if error is None else error}
+
+
 def usable_vocoder(tracking: MlflowResource, cache: str) -> tuple[Any, nn.Module] | None:
-    """The newest clipsonic_vocoder when it beats Griffin-Lim on its validation resynthesis, else None."""
+    """The newest clipsonic_vocoder when it beats Griffin-Lim on its validation resynthesis (the champion
+    rule's test), else None."""
     version = newest(tracking, VOCODER)
-    if version is None:
-        return None
-    ours, griffin_lim = tracking.metric_of(version, "val_mel_l1"), tracking.metric_of(version, "griffin_lim_mel_l1")
-    if ours is None or griffin_lim is None or not ours < griffin_lim:
+    if version is None or unbeaten(tracking.metric_of(version, "val_mel_l1"), griffin_lim(tracking, version), True):
         return None
     return version, voc.load_vocoder(tracking.fetch(version, cache), default_device())[0]
 
@@ -83,7 +88,8 @@ def version_of(tracking: MlflowResource, name: str, number: str) -> Any:
 def promote(tracking: MlflowResource, table: pd.DataFrame, vocoder: Any | None) -> list[str]:
     """Record each model's test metrics on its training run, then move `champion` to the image-queried
     model (FAD with VGGish when measured, else with the domain backbone), the prior (SD's query
-    similarity) and the vocoder, each when it beats the current champion."""
+    similarity) and the newest vocoder, each when it beats the current champion, and the vocoder only
+    when it also beats Griffin-Lim."""
     main = table[table["group"] == "main"].set_index("mode")
     promoted = []
     if "iq" in main.index:
@@ -99,6 +105,6 @@ def promote(tracking: MlflowResource, table: pd.DataFrame, vocoder: Any | None) 
         tracking.log_version_metrics(prior, {"test_query_similarity": float(main.loc["sd", "query_similarity"])})
         if tracking.promote_if_better(PRIOR, prior, "test_query_similarity", lower_is_better=False):
             promoted.append(f"{PRIOR} v{prior.version}")
-    if vocoder is not None and tracking.promote_if_better(VOCODER, vocoder, "val_mel_l1", lower_is_better=True):
+    if vocoder is not None and tracking.promote_if_better(VOCODER, vocoder, "val_mel_l1", True, griffin_lim(tracking, vocoder)):
         promoted.append(f"{VOCODER} v{vocoder.version}")
     return promoted

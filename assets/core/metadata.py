@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+from PIL import Image
 
 from storage import shards
 
@@ -30,8 +32,26 @@ def preview(table: pa.Table, rows: int = 10) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(frame))
 
 
+PANEL_WIDTH = 800
+"""Pixels an inline image may be wide. Dagster's markdown shows an image at its pixel size (raw HTML,
+so an <img width>, is not rendered) in a dialog 80 % of the window wide, cutting off a wider one;
+800 px fits any window from 1,050 px."""
+
+
+def fit_width(image: bytes, width: int = PANEL_WIDTH) -> bytes:
+    """The image (PNG or JPEG) scaled down to `width` pixels, keeping its aspect; a narrower one unchanged."""
+    picture = Image.open(io.BytesIO(image))
+    if picture.width <= width:
+        return image
+    height = max(1, round(picture.height * width / picture.width))
+    buffer = io.BytesIO()
+    picture.resize((width, height), Image.Resampling.LANCZOS).save(buffer, format=picture.format)
+    return buffer.getvalue()
+
+
 def png_markdown(name: str, png: bytes, mime: str = "image/png") -> str:
-    return f"![{name}](data:{mime};base64,{base64.b64encode(png).decode()})"
+    """An inline image for markdown metadata, sized to fit the Dagster UI's metadata dialog."""
+    return f"![{name}](data:{mime};base64,{base64.b64encode(fit_width(png)).decode()})"
 
 
 def manifest_metadata(manifest: shards.Manifest) -> dict:

@@ -96,7 +96,7 @@ def register_model(tracking: MlflowResource, run: mlflow.ActiveRun, model_dir: s
     return tracking.register(name, run.info.run_id, "model", tags=tags)
 
 
-def training_metadata(name: str, version: str, result: FitResult, run_url: str) -> dict:
+def training_metadata(name: str, version: str, result: FitResult, run_url: dg.UrlMetadataValue) -> dict:
     return {
         "registered_model": name,
         "version": version,

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import dagster as dg
 import mlflow
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,6 +16,8 @@ from mlflow.entities.model_registry import ModelVersion
 from assets.core.distributed import train_distributed
 from assets.core.metadata import markdown_table, png_markdown
 from assets.core.resources import HomeResource
+from assets.core.stages import read_shards, require
+from assets.core.tools import soundfont_path
 from assets.core.vocoders import train_vocoder
 from assets.core.training import (
     checkpoint_dir,
@@ -25,12 +28,13 @@ from assets.core.training import (
 )
 from assets.deep_performer import evaluation, performing, training_sets
 from assets.deep_performer.evaluation import Loaded
+from assets.deep_performer.rendering import LABEL as RENDERING
 from assets.deep_performer.training_sets import VARIANTS, clip_audio
 from models import deep_performer as dp
 from models import vocoder as voc
 from models.training import default_device
 from storage import shards
-from storage.tracking import MlflowResource
+from storage.tracking import BASELINE_ARTIFACT, MlflowResource, baseline_record, baseline_text, unbeaten
 
 GROUP = "deep_performer"
 ALIGNMENT, SYNTHESIS, VOCODER = "performance_alignment", "performance_synthesis", "performance_vocoder"
@@ -134,6 +138,12 @@ def load_performer(home: HomeResource, tracking: MlflowResource, version: ModelV
     return Loaded(str(version.version), model, cfg, performing.read_context(model_dir)["performers"])
 
 
+def render_transposes(home: HomeResource, valid: pa.Table) -> dict[str, int]:
+    """Each validation recording's transposition (a semitone down in baroque tuning), as `score_renders` played it."""
+    recordings = set(valid.column("recording").to_pylist())
+    return {r: read_shards(home, "score_renders", r).column("transpose")[0].as_py() for r in recordings}
+
+
 def load_hifigan(home: HomeResource, tracking: MlflowResource, version: ModelVersion) -> Loaded:
     return Loaded(str(version.version), voc.load_vocoder(tracking.fetch(version, home.home.cache), default_device())[0])
 
@@ -146,10 +156,13 @@ def load_hifigan(home: HomeResource, tracking: MlflowResource, version: ModelVer
 def performance_eval(
     context: dg.AssetExecutionContext, config: PerformanceEvalConfig, home: HomeResource, tracking: MlflowResource
 ) -> pd.DataFrame:
-    """The paper's Table 5.1 (mel MSE on the validation clips of the full model and its ablations),
-    the alignment model's timing error and the vocoders' resynthesis error; promotes the full model,
-    the alignment model and a HiFi-GAN that beats Griffin-Lim to `champion`."""
-    _, valid = clip_tables(home)
+    """The paper's Table 5.1 (mel MSE on the validation clips of the full model, its ablations and the
+    aligned FluidSynth rendering), the alignment model's timing error and the vocoders' resynthesis
+    error; promotes the full model when it beats the rendering, the alignment model, and a HiFi-GAN
+    that beats Griffin-Lim to `champion`. The run logs the rendering's record, which `baton perform`
+    plays in place of a synthesis champion that none earned."""
+    require("fluidsynth", "musescore-general-soundfont-small")
+    train, valid = clip_tables(home)
     variants = tracking.newest_by_tag(SYNTHESIS, "variant")
     if "full" not in variants:
         raise dg.Failure(f"no {SYNTHESIS} version of the full model: materialize performance_synthesis_model[full] first")
@@ -157,6 +170,14 @@ def performance_eval(
     rows, mse = evaluation.synthesis_rows(synthesis, valid)
     for variant, score in mse.items():
         tracking.log_version_metrics(variants[variant], {"eval_mel_mse": score})
+    baseline = evaluation.rendering_row(valid, render_transposes(home, valid), soundfont_path())
+    rows.append(baseline)
+    rule = {RENDERING: baseline["value"]}
+    record = baseline_record(
+        "eval_mel_mse", True, rule, f"Deep Performer v{variants['full'].version}", mse["full"],
+        median_qpm=float(np.median(train.column("qpm").to_numpy())),
+    )  # fmt: skip
+    below = baseline_text(unbeaten(mse["full"], rule, lower_is_better=True))
     aligner = tracking.newest_by_tag(ALIGNMENT, "kind").get("alignment")
     alignment = load_performer(home, tracking, aligner) if aligner is not None else None
     if alignment is not None:
@@ -174,16 +195,21 @@ def performance_eval(
         mlflow.log_metrics(evaluation.table_metrics(table))
         mlflow.log_text(table.to_csv(index=False), "table_5_1.csv")
         mlflow.log_artifacts(out_dir, "samples")
-        promoted = [SYNTHESIS] if tracking.promote_if_better(SYNTHESIS, variants["full"], "eval_mel_mse") else []
+        mlflow.log_dict(record, BASELINE_ARTIFACT)
+        beat = tracking.promote_if_better(SYNTHESIS, variants["full"], "eval_mel_mse", baselines=rule)
+        promoted = [SYNTHESIS] if beat else []
         if aligner is not None and tracking.promote_if_better(ALIGNMENT, aligner, "eval_loss"):
             promoted.append(ALIGNMENT)
-        if vocoders.hifigan_is_better and tracking.promote_if_better(VOCODER, hifigan, "eval_mel_l1"):
+        inversion = {"Griffin-Lim": vocoders.griffin_lim}  # a HiFi-GAN must beat the untrained inversion
+        if hifigan is not None and tracking.promote_if_better(VOCODER, hifigan, "eval_mel_l1", baselines=inversion):
             promoted.append(VOCODER)
     context.add_output_metadata(
         {
             "table": dg.MetadataValue.md(markdown_table(table)),
             "samples": dg.MetadataValue.md("\n\n".join(png_markdown(name, png) for name, png in samples)),
             "promoted": dg.MetadataValue.json(promoted),
+            "champion_baselines": dg.MetadataValue.json(rule),
+            "below_baseline": dg.MetadataValue.json({"full": below} if below else {}),
             "mlflow_run": tracking.run_url(run),
         }
     )

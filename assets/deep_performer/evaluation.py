@@ -1,6 +1,7 @@
 """The Deep Performer evaluation over loaded models and the validation clips: the paper's Table 5.1
-(mel MSE of the full model and its ablations), the alignment model's timing error, the vocoders'
-resynthesis error, and the sample clips to listen to and look at.
+(mel MSE of the full model and its ablations, and of the aligned FluidSynth rendering the full
+model must beat to serve), the alignment model's timing error, the vocoders' resynthesis error,
+and the sample clips to listen to and look at.
 
 Loading from the registry stays with the caller; every function here takes models in memory.
 """
@@ -17,8 +18,8 @@ import soundfile as sf
 from torch import nn
 
 from assets.core.metric_keys import metric_key
-from assets.deep_performer import performing
-from assets.deep_performer.training_sets import VARIANT_LABELS
+from assets.deep_performer import performing, rendering
+from assets.deep_performer.training_sets import VARIANT_LABELS, clip_audio
 from assets.violin import clips as clip_data
 from models import deep_performer as dp
 from models import vocoder as voc
@@ -45,11 +46,6 @@ class VocoderScores:
     griffin_lim: float
     hifigan: float | None  # None without a trained HiFi-GAN
 
-    @property
-    def hifigan_is_better(self) -> bool:
-        """The one condition under which the HiFi-GAN may become the champion: it beats the untrained inversion."""
-        return self.hifigan is not None and self.hifigan < self.griffin_lim
-
 
 def synthesis_rows(variants: dict[str, Loaded], valid: pa.Table) -> tuple[list[dict], dict[str, float]]:
     """Table 5.1's rows, one per variant, and each variant's mel MSE on the validation clips."""
@@ -62,6 +58,17 @@ def synthesis_rows(variants: dict[str, Loaded], valid: pa.Table) -> tuple[list[d
         for variant, value in mse.items()
     ]
     return rows, mse
+
+
+def rendering_row(valid: pa.Table, transposes: dict[str, int], soundfont: str) -> dict:
+    """Table 5.1's baseline row: the mel MSE of the FluidSynth rendering of every validation clip's
+    aligned notes (``rendering``), transposed as its recording's score rendering was."""
+    clips = clip_data.to_clips(valid, clip_data.performer_vocabulary(valid))
+    velocities = [np.asarray(v) for v in valid.column("velocity").to_pylist()]
+    shifts = [transposes.get(recording, 0) for recording in valid.column("recording").to_pylist()]
+    audio = rendering.render_clips(clips, velocities, shifts, soundfont)
+    value = rendering.rendering_mse(clips, audio, clip_audio(valid))
+    return {"model": rendering.LABEL, "version": "", "metric": "mel MSE", "value": value}
 
 
 def alignment_rows(alignment: Loaded, valid: pa.Table) -> tuple[list[dict], dict[str, float]]:

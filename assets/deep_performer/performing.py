@@ -1,9 +1,11 @@
 """A score in, a performance out: the Deep Performer's inference path shared by `performance_eval`
-and `baton perform`, and the files a trained model set travels with."""
+and `baton perform`, the FluidSynth rendering that plays in its place while no synthesis model beats
+it, the level every performance is written at, and the files a trained model set travels with."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,12 +13,14 @@ import numpy as np
 from torch import nn
 
 from assets.core.plots import plt, to_png
+from assets.violin.render import render
 from assets.violin.scores import RESOLUTION
 from models import deep_performer as dp
 from models import vocoder as voc
 from models.mel import HOP, SAMPLE_RATE
 
 CONTEXT_FILE = "performers.json"
+PEAK_DBFS = -1.0  # the level a performance's loudest sample is written at
 
 
 def write_context(out_dir: str | Path, performers: Sequence[str], qpms: np.ndarray) -> None:
@@ -62,6 +66,24 @@ def perform(
     onset, offset = notes[:, 0] / resolution, notes[:, 1] / resolution
     mel = dp.synthesize(synthesis, alignment, cfg, notes[:, 2], onset, offset - onset, performer, qpm)
     return mel, voc.invert(mel, vocoder)
+
+
+def render_score(notes: np.ndarray, qpm: float, soundfont: str | Path, resolution: int = RESOLUTION) -> np.ndarray:
+    """The score ``notes`` at ``qpm`` played by FluidSynth's violin (16 kHz mono): the baseline a
+    synthesis model must beat, and what `baton perform` plays while none does."""
+    with tempfile.TemporaryDirectory(prefix="perform-") as tmp:
+        return render(notes, qpm, soundfont, Path(tmp) / "score.wav", resolution=resolution)
+
+
+def at_peak(audio: np.ndarray, peak_dbfs: float = PEAK_DBFS) -> np.ndarray:
+    """``audio`` scaled so that its loudest sample sits at ``peak_dbfs``: whatever level a model, a
+    vocoder or the SoundFont produced, the file is neither faint nor clipped. Silence stays silent;
+    a non-finite sample (a diverged model) raises ValueError rather than becoming a file of noise."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{np.count_nonzero(~np.isfinite(audio))} of {audio.size} samples are not finite")
+    peak = float(np.abs(audio).max(initial=0.0))
+    return audio * np.float32(10 ** (peak_dbfs / 20) / peak) if peak > 0 else audio
 
 
 def spectrograms_png(panels: Sequence[tuple[str, np.ndarray]], title: str = "") -> bytes:

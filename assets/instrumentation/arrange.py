@@ -1,18 +1,21 @@
 """Automatic instrumentation: a solo (keyboard) score in, a multitrack arrangement out.
 
 The input's pitched notes are downmixed exactly as the training data was (24 steps per quarter,
-one note per onset and pitch, sorted by onset then pitch), a part-separation model labels every
-note, and each part becomes a track with an instrument that suits it.
+one note per onset and pitch, sorted by onset then pitch), a part-separation model (or, when no
+model beats it, the zone baseline) labels every note, and each part becomes a track with an
+instrument that suits it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import muspy
 import numpy as np
 import torch
 
+from assets.instrumentation.baselines import predict_zones, zones_of_ranges
 from assets.instrumentation.part_notes import resample
 from models import part_separation as ps
 from models.part_separation import RESOLUTION, PartSong
@@ -26,6 +29,27 @@ PART_PROGRAMS = {
 
 class InstrumentationError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Arranger:
+    """What labels the downmixed notes, for which parts, and its name for the people listening."""
+
+    label: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (onset, duration, pitch) -> part labels
+    part_names: tuple[str, ...]
+    scheme: str
+    name: str
+
+
+def model_arranger(model: torch.nn.Module, cfg: ps.PartSepConfig, part_names: Sequence[str], scheme: str, name: str) -> Arranger:
+    return Arranger(lambda onset, duration, pitch: ps.predict(model, cfg, onset, duration, pitch), tuple(part_names), scheme, name)
+
+
+def zone_arranger(record: dict) -> Arranger:
+    """The zone baseline from part_separation_eval's baseline record (its fitted pitch ranges per part)."""
+    zones = zones_of_ranges(record["zones"], record["part_names"])
+    return Arranger(lambda onset, duration, pitch: predict_zones(zones, pitch), tuple(record["part_names"]),
+                    record["scheme"], "the zone baseline")  # fmt: skip
 
 
 def downmix(music: muspy.Music) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -61,14 +85,12 @@ def part_tracks(
     return tracks
 
 
-def arrange(
-    music: muspy.Music, model: torch.nn.Module, cfg: ps.PartSepConfig, part_names: Sequence[str], scheme: str
-) -> muspy.Music:
-    """The input arranged for the model's parts, in the input's tempo."""
+def arrange(music: muspy.Music, arranger: Arranger) -> muspy.Music:
+    """The input arranged for the arranger's parts, in the input's tempo."""
     onset, duration, pitch, velocity = downmix(music)
-    labels = ps.predict(model, cfg, onset, duration, pitch)
+    labels = arranger.label(onset, duration, pitch)
     tempos = [muspy.Tempo(int(resample(np.array([t.time]), music.resolution)[0]), t.qpm) for t in music.tempos]
-    tracks = part_tracks(onset, duration, pitch, velocity, labels, part_names, scheme)
+    tracks = part_tracks(onset, duration, pitch, velocity, labels, arranger.part_names, arranger.scheme)
     return muspy.Music(resolution=RESOLUTION, tempos=tempos, tracks=tracks)
 
 

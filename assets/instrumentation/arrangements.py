@@ -9,12 +9,9 @@ from pathlib import Path
 
 import muspy
 import pandas as pd
-from torch import nn
-
 from assets.core import plots
 from assets.core.synth import RenderError, render_midi
-from assets.instrumentation.arrange import InstrumentationError, arrange, labelled_music
-from models import part_separation as ps
+from assets.instrumentation.arrange import Arranger, InstrumentationError, arrange, labelled_music
 from models.part_separation import PartSong
 
 COLUMNS = ["input", "midi", "audio", "notes", "error"]
@@ -31,8 +28,7 @@ def example_inputs(songs: Sequence[PartSong], count: int) -> list[tuple[str, mus
 
 
 def write_arrangements(
-    inputs: Sequence[tuple[str, muspy.Music]], model: nn.Module, cfg: ps.PartSepConfig, part_names: Sequence[str],
-    scheme: str, out_dir: Path, soundfont: str | None,
+    inputs: Sequence[tuple[str, muspy.Music]], arranger: Arranger, out_dir: Path, soundfont: str | None
 ) -> tuple[pd.DataFrame, list[tuple[str, bytes]]]:
     """One ``COLUMNS`` row per input and the piano roll of each arranged one."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -40,7 +36,7 @@ def write_arrangements(
     for name, music in inputs:
         row = {"input": name, "midi": "", "audio": "", "notes": 0, "error": ""}
         try:
-            arranged = arrange(music, model, cfg, part_names, scheme)
+            arranged = arrange(music, arranger)
         except InstrumentationError as exc:
             rows.append(row | {"error": str(exc)})
             continue

@@ -61,6 +61,27 @@ def fit_zones(songs: Sequence[PartSong], n_parts: int) -> np.ndarray:
     return zones_from_counts(pitch_counts(songs, n_parts))
 
 
+def zone_ranges(zones: np.ndarray, part_names: Sequence[str]) -> dict[str, list[int]]:
+    """Each part's [lowest, highest] pitch under `zones` (the zones are one interval per part, since
+    labels never increase with pitch); a part no pitch goes to is left out."""
+    ranges = {}
+    for part, name in enumerate(part_names):
+        pitches = np.flatnonzero(zones == part)
+        if len(pitches):
+            ranges[name] = [int(pitches[0]), int(pitches[-1])]
+    return ranges
+
+
+def zones_of_ranges(ranges: dict[str, Sequence[int]], part_names: Sequence[str]) -> np.ndarray:
+    """The (128,) zones back from `zone_ranges`."""
+    zones = np.zeros(N_PITCHES, np.int64)
+    for part, name in enumerate(part_names):
+        if name in ranges:
+            low, high = ranges[name]
+            zones[low : high + 1] = part
+    return zones
+
+
 def predict_zones(zones: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     return zones[pitch]
 

@@ -28,11 +28,12 @@ from assets.core.training import (
 )
 from assets.core.versions import code_version
 from assets.instrumentation import arrangements, evaluation, part_notes
+from assets.instrumentation.arrange import Arranger, model_arranger, zone_arranger
 from assets.scores.songs import assign_splits
 from models import part_separation as ps
 from models.training import default_device
 from storage import shards
-from storage.tracking import MlflowResource
+from storage.tracking import BASELINE_ARTIFACT, MlflowResource, baseline_notice, baseline_record, baseline_text, unbeaten
 
 GROUP = "instrumentation"
 REGISTERED = "part_separation"
@@ -154,7 +155,8 @@ def part_separation_eval(
 ) -> pd.DataFrame:
     """Per-note accuracy on the test songs (the paper's Table 4.2): baselines and the newest model of
     each architecture, with and without entry hints; the best without hints becomes the champion,
-    because that is how `baton instrument` runs them."""
+    because that is how `baton instrument` runs them, when it beats the zone-based and closest-pitch
+    baselines. The run logs the zone baseline, which arranges in place of a champion that none earned."""
     datasets = part_datasets(home, config.datasets)
     train_songs, test_songs = read_songs(home, datasets, "train"), read_songs(home, datasets, "test")
     if not test_songs:
@@ -177,11 +179,18 @@ def part_separation_eval(
     table = evaluation.results_table(baselines + [row for result in results.values() for row in result.rows])
     ranked = evaluation.ranked(results)
     png = evaluation.confusion_png(results[ranked[0]].confusion, part_names, ranked[0])
+    rule, metric = evaluation.champion_baselines(baselines), "test_accuracy_no_hints"
+    record = baseline_record(
+        metric, False, rule, f"{ranked[0]} v{versions[ranked[0]].version}", results[ranked[0]].scores[metric],
+        **evaluation.zone_baseline(train_songs, part_names, test_songs[0].scheme),
+    )  # fmt: skip
     with tracking.run(context, run_name="part_separation_eval") as run:
         mlflow.log_metrics(evaluation.run_metrics(baselines, results))
         mlflow.log_text(table.to_csv(index=False), "table_4_2.csv")
         mlflow.log_image(plots.png_image(png), f"confusion_{ranked[0]}.png")
-        promoted = [a for a in ranked if tracking.promote_if_better(REGISTERED, versions[a], "test_accuracy_no_hints", lower_is_better=False)]
+        mlflow.log_dict(record, BASELINE_ARTIFACT)
+        promoted = [a for a in ranked if tracking.promote_if_better(REGISTERED, versions[a], metric, False, rule)]
+    below = {a: baseline_text(unbeaten(results[a].scores[metric], rule, False)) for a in ranked}
     champion = tracking.get_alias_version(REGISTERED, "champion")
     context.add_output_metadata(
         {
@@ -189,6 +198,8 @@ def part_separation_eval(
             "confusion_matrix": dg.MetadataValue.md(png_markdown("confusion matrix", png)),
             "champion_version": str(champion.version) if champion is not None else "",
             "promoted": dg.MetadataValue.json(promoted),
+            "champion_baselines": dg.MetadataValue.json(rule),
+            "below_baseline": dg.MetadataValue.json({arch: text for arch, text in below.items() if text}),
             "mlflow_run": tracking.run_url(run),
         }
     )
@@ -202,33 +213,39 @@ class InstrumentationConfig(dg.Config):
     datasets: list[str] = []
 
 
-def champion(home: HomeResource, tracking: MlflowResource, alias: str):
+def arranger(home: HomeResource, tracking: MlflowResource, alias: str) -> Arranger:
+    """`part_separation@alias`, or the zone baseline when no model earned the champion alias."""
+    record = tracking.baseline_in_place(REGISTERED, alias, "part_separation_eval")
+    if record is not None:
+        return replace(zone_arranger(record), name=f"the zone baseline: {baseline_notice(REGISTERED, record, evaluation.percent)}")
     version = tracking.get_alias_version(REGISTERED, alias)
     if version is None:
         raise dg.Failure(
             f"no registered model {REGISTERED}@{alias}: materialize part_separation_model and part_separation_eval first"
         )
-    return version, *ps.load_model(tracking.fetch(version, home.home.cache), default_device())
+    model, cfg = ps.load_model(tracking.fetch(version, home.home.cache), default_device())
+    part_names, scheme = version.tags.get("part_names", "").split(","), version.tags.get("scheme", "")
+    return model_arranger(model, cfg, part_names, scheme, f"{REGISTERED} v{version.version} ({version.tags.get('arch')})")
 
 
 @dg.asset(name="instrumentation", deps=["part_separation_eval"], group_name=GROUP, io_manager_key="shard_io")
 def instrumentation_asset(
     context: dg.AssetExecutionContext, config: InstrumentationConfig, home: HomeResource, tracking: MlflowResource
 ) -> pd.DataFrame:
-    """Solo scores arranged by the champion: MIDI, audio and piano rolls, in the UI and in MLflow."""
-    version, model, cfg = champion(home, tracking, config.alias)
-    part_names, scheme = tuple(version.tags.get("part_names", "").split(",")), version.tags.get("scheme", "")
+    """Solo scores arranged by the champion (or by the zone baseline when no model beats it): MIDI, audio
+    and piano rolls, in the UI and in MLflow."""
+    by = arranger(home, tracking, config.alias)
     if config.inputs:
         inputs = arrangements.read_inputs(config.inputs)
     else:
         inputs = arrangements.example_inputs(read_songs(home, part_datasets(home, config.datasets), "test"), config.examples)
     out_dir = Path(home.home.cache) / "instrumentation" / context.run_id
-    frame, rolls = arrangements.write_arrangements(inputs, model, cfg, part_names, scheme, out_dir, soundfont_path())
+    frame, rolls = arrangements.write_arrangements(inputs, by, out_dir, soundfont_path())
     with tracking.run(context, run_name="instrumentation") as run:
         mlflow.log_artifacts(str(out_dir), "arrangements")
     context.add_output_metadata(
         {
-            "model_version": str(version.version),
+            "arranged_by": by.name,
             "piano_rolls": dg.MetadataValue.md("\n\n".join(png_markdown(name, png) for name, png in rolls)),
             "results": dg.MetadataValue.md(markdown_table(frame)),
             "mlflow_run": tracking.run_url(run),

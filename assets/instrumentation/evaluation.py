@@ -2,7 +2,8 @@
 baselines and of every architecture with and without entry hints, the confusion of its parts, and
 the ranking that picks the champion.
 
-Models rank by accuracy without hints, because that is how `baton instrument` runs them.
+Models rank by accuracy without hints, because that is how `baton instrument` runs them, and the
+champion must beat the zone-based and closest-pitch baselines on it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from assets.core.metric_keys import metric_key
 from assets.instrumentation import baselines as part_baselines
 from models import part_separation as ps
 from models.part_separation import PartSong
+
+
+RULE_BASELINES = ("zone-based", "closest-pitch")  # what a champion must beat: the baselines a user could run instead
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,22 @@ def baseline_rows(train: Sequence[PartSong], test: Sequence[PartSong], n_parts: 
         {"model": model, "setting": setting, "accuracy": 100 * part_baselines.accuracy(pred, labels)}
         for (model, setting), pred in predictions.items()
     ]
+
+
+def champion_baselines(baselines: list[dict]) -> dict[str, float]:
+    """The accuracies of RULE_BASELINES, as fractions like the models' `test_accuracy_no_hints`."""
+    return {r["model"]: r["accuracy"] / 100 for r in baselines if r["model"] in RULE_BASELINES}
+
+
+def percent(fraction: float) -> str:
+    """An accuracy as the messages that compare it with a baseline write it."""
+    return f"{100 * fraction:.1f} %"
+
+
+def zone_baseline(train: Sequence[PartSong], part_names: Sequence[str], scheme: str) -> dict:
+    """What running the zone baseline takes: each part's pitch range fitted on the training songs."""
+    zones = part_baselines.fit_zones(train, len(part_names))
+    return {"zones": part_baselines.zone_ranges(zones, part_names), "part_names": list(part_names), "scheme": scheme}
 
 
 def model_rows(arch: str, with_hints: dict, without_hints: dict) -> list[dict]:

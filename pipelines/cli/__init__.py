@@ -15,14 +15,17 @@ Every experiment is one Dagster job: `baton experiment` launches the same run th
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import textwrap
 
-from pipelines.cli import datasets, demo, experiment, inference, ingest, report
+from pipelines.cli import datasets, demo, experiment, inference, ingest, interrupts, report, ui
 from pipelines.cli.launch import UsageError
+from storage.home import BatonHome
 
-COMMANDS = (demo, experiment, ingest, datasets, report, inference)  # each adds its subcommands
+COMMANDS = (demo, experiment, ingest, datasets, report, inference, ui)  # each adds its subcommands
+JOB_COMMANDS = ("demo", "experiment", "ingest")  # they run Dagster jobs: the `baton` command runs them in a worker
 
 
 class Parser(argparse.ArgumentParser):
@@ -76,11 +79,21 @@ def parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `baton` command (argv None: the process's own arguments). A stop signal ends any command with
+    one line on stderr; the `baton` command runs the JOB_COMMANDS in a worker process that a stop kills
+    (pipelines.cli.interrupts says why), callers passing `argv` run every command in their own process."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per model download drowns the output
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2, already printed)
         return exc.code if isinstance(exc.code, int) else 2
+    if argv is None and args.command in JOB_COMMANDS:
+        return interrupts.run_in_worker(lambda: run(args), BatonHome.from_env())
+    return interrupts.run_stoppable(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except UsageError as exc:

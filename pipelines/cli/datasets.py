@@ -6,8 +6,20 @@ import argparse
 import os
 import sys
 
-from pipelines.cli.launch import UsageError
+from pipelines.cli.launch import UsageError, instance_for
 from storage.home import BatonHome
+
+
+def add_dataset_partitions(home: BatonHome, name: str) -> None:
+    """Make a dataset just downloaded a `datasets` partition (one per shard) in the catalog at once,
+    without waiting for the sensor's next tick."""
+    from assets.core.partitions import DATASETS, add_partitions
+    from assets.scores.datasets import partition_keys
+
+    with instance_for(home) as instance:
+        keys = partition_keys(name, home.local_datasets)
+        added = add_partitions(instance, DATASETS, keys)
+    print(f"{name}: {len(keys)} `datasets` partition(s) in the catalog ({len(added)} new)")
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -21,6 +33,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                 print(f"{info.name:22} {info.kind:8} {info.title}{shards}")
         elif args.action == "download":
             print(datasets.download(args.name, home.raw))
+            add_dataset_partitions(home, args.name)
         elif args.action == "add-local":
             datasets.register_local(args.name, os.path.abspath(args.path), home.local_datasets, shards=args.shards)
             print(f"registered {args.name} -> {args.path}; ingest it with: baton ingest {args.name} "

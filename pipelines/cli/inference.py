@@ -2,6 +2,9 @@
 
 Each looks its models up once (`get_alias_version`, then `fetch_version` into the cache) and loads
 them with their model package's loader; a model file that is not a safe state dict is a one-line error.
+Where the champion rule held every model back (none beat the task's baseline), `instrument` and
+`separate` run the baseline instead and say so in one line. Arguments are checked before torch and
+the models are imported, so a mistake is answered at once.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pipelines.cli.launch import UsageError, write_png
 from storage.home import BatonHome
+
+if TYPE_CHECKING:
+    import numpy as np
 
 T = TypeVar("T")
 
@@ -33,6 +39,16 @@ def registered(home: BatonHome, names: tuple[str, ...], alias: str, hint: str, o
     return versions, {name: tracking.fetch_version(uri, v, home.cache) for name, v in versions.items()}
 
 
+def used(name: str, version, train: str) -> str:
+    """`name vN (profile)`, the words every inference command prints for a model it used; a smoke-profile
+    model also gets one warning line on stderr with the command `train` that makes a real one."""
+    profile = version.tags.get("profile", "?")
+    if profile == "smoke":
+        print(f"warning: {name} v{version.version} is a smoke-profile model (a test of the wiring, not a model "
+              f"worth hearing); train a real one with `{train}`", file=sys.stderr)  # fmt: skip
+    return f"{name} v{version.version} ({profile} profile)"
+
+
 def load(loader: Callable[[str], T], folder: str) -> T:
     """`loader(folder)`; a refused model file is a usage error naming the file (one line, status 2): the
     unpickler's traceback says nothing a user can act on."""
@@ -45,32 +61,61 @@ def load(loader: Callable[[str], T], folder: str) -> T:
 
 
 def output_folder(path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    """Refuse an output whose folder does not exist: a mistyped path must not become a new folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{path}: the folder {folder} does not exist")
+
+
+def read_image(path: str) -> bytes:
+    """The bytes of an image query, checked to be one Pillow reads."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        Image.open(io.BytesIO(data)).verify()
+    except (UnidentifiedImageError, SyntaxError):  # before OSError, its base; SyntaxError: a corrupt PNG
+        raise UsageError(f"{path} is not an image (PNG, JPEG or another format Pillow reads)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return data
+
+
+def baseline_instead(home: BatonHome, name: str, alias: str, eval_run: str, fmt: Callable[[float], str], action: str) -> dict | None:
+    """The baseline record when no model of `name` beat its baseline (see tracking.baseline_in_place),
+    after one line on stderr saying so and what the command does instead; None when a model is to run."""
+    from storage import tracking
+
+    record = tracking.baseline_in_place(tracking.default_tracking_uri(home), "baton", name, alias, eval_run)
+    if record is not None:
+        print(f"note: {tracking.baseline_notice(name, record, fmt)}; {action}", file=sys.stderr)
+    return record
 
 
 def cmd_instrument(args: argparse.Namespace) -> int:
     """Arrange a solo score for the parts of `models:/part_separation@<alias>`."""
+    for path in (args.output, args.audio):
+        if path:
+            output_folder(path)
     import muspy
 
     from assets.instrumentation.arrange import InstrumentationError, arrange
-    from models import part_separation as ps
 
-    home = BatonHome.from_env().ensure()
-    hint = "baton experiment --branch instrumentation, or materialize part_separation_model and part_separation_eval"
-    versions, dirs = registered(home, ("part_separation",), args.alias, hint)
-    version = versions["part_separation"]
     try:
         music = muspy.read(args.input)
     except Exception as exc:  # muspy raises many types for unreadable files; the message is what matters
         raise UsageError(f"cannot read {args.input}: {exc}") from None
-    model, cfg = load(ps.load_model, dirs["part_separation"])
+    home = BatonHome.from_env().ensure()
+    by = instrument_arranger(home, args.alias)
     try:
-        arranged = arrange(music, model, cfg, version.tags["part_names"].split(","), version.tags.get("scheme", ""))
+        arranged = arrange(music, by)
     except InstrumentationError as exc:
         raise UsageError(f"{args.input}: {exc}") from None
-    output_folder(args.output)
     muspy.write_midi(args.output, arranged)
-    print(f"{args.output}: part_separation v{version.version} ({version.tags.get('arch')})")
+    print(f"{args.output}: arranged by {by.name}")
     for track in arranged.tracks:
         print(f"  {track.name:10} program {track.program:3}  {len(track.notes)} notes")
     if args.audio:
@@ -83,18 +128,88 @@ def cmd_instrument(args: argparse.Namespace) -> int:
     return 0
 
 
+def instrument_arranger(home: BatonHome, alias: str):
+    """`part_separation@alias`, or the zone baseline part_separation_eval fitted when no model beat it."""
+    from assets.instrumentation.arrange import model_arranger, zone_arranger
+    from assets.instrumentation.evaluation import percent
+    from models import part_separation as ps
+
+    action = "arranged by the zone baseline"
+    record = baseline_instead(home, "part_separation", alias, "part_separation_eval", percent, action)
+    if record is not None:
+        return zone_arranger(record)
+    hint = "baton experiment --branch instrumentation, or materialize part_separation_model and part_separation_eval"
+    versions, dirs = registered(home, ("part_separation",), alias, hint)
+    version = versions["part_separation"]
+    name = used("part_separation", version, "baton experiment --branch instrumentation --profile paper")
+    model, cfg = load(ps.load_model, dirs["part_separation"])
+    return model_arranger(model, cfg, version.tags["part_names"].split(","), version.tags.get("scheme", ""),
+                          f"{name}, {version.tags.get('arch')}")  # fmt: skip
+
+
 def cmd_perform(args: argparse.Namespace) -> int:
-    """Play a score with the registry's Deep Performer champions."""
+    """Play a score with the registry's Deep Performer champions, or with FluidSynth's violin while no
+    synthesis model beats the aligned FluidSynth rendering; either way with its peak at -1 dBFS."""
+    import math
+
     import soundfile as sf
 
     from assets.deep_performer import performing
-    from assets.deep_performer.defs import ALIGNMENT, SYNTHESIS, VOCODER
+    from assets.deep_performer.defs import SYNTHESIS
     from assets.violin.scores import ScoreError, score_notes
-    from models import deep_performer as dp
-    from models import vocoder as voc
     from models.mel import SAMPLE_RATE
 
+    if args.qpm is not None and not (math.isfinite(args.qpm) and args.qpm > 0):
+        raise UsageError(f"--qpm must be a positive tempo in quarter notes per minute, got {args.qpm:g}")
+    for path in (args.output, args.png):
+        if path:
+            output_folder(path)
+    try:
+        notes = score_notes(args.score)
+    except ScoreError as exc:
+        raise UsageError(str(exc)) from None
     home = BatonHome.from_env().ensure()
+    action = "playing the score with FluidSynth's violin instead"
+    record = baseline_instead(home, SYNTHESIS, args.alias, "performance_eval", lambda v: f"mel MSE {v:.3f}", action)
+    if record is not None:
+        qpm = args.qpm or record["median_qpm"]
+        mel, audio, by = score_rendering(notes, qpm)
+    else:
+        mel, audio, qpm, by = model_performance(home, args, notes)
+    try:
+        audio = performing.at_peak(audio)
+    except ValueError as exc:
+        raise UsageError(f"{by} produced unusable audio ({exc}): the model diverged; train it again") from None
+    sf.write(args.output, audio, SAMPLE_RATE)
+    print(f"{args.output}: {len(notes)} notes, {len(audio) / SAMPLE_RATE:.1f} s at {qpm:.0f} qpm, {by}")
+    if args.png:
+        write_png(args.png, performing.spectrograms_png([(os.path.basename(args.score), mel)]))
+        print(f"  spectrogram: {args.png}")
+    return 0
+
+
+def score_rendering(notes: np.ndarray, qpm: float) -> tuple[np.ndarray, np.ndarray, str]:
+    """Log-mel, audio and description of the score played by FluidSynth's violin at `qpm`."""
+    from assets.core.tools import missing_tools, soundfont_path
+    from assets.deep_performer import performing
+    from models.mel import log_mel
+
+    missing = missing_tools()
+    if missing:
+        raise UsageError(f"the FluidSynth rendering needs {' '.join(missing)} (apt-get install {' '.join(missing)})")
+    audio = performing.render_score(notes, qpm, soundfont_path())
+    return log_mel(audio), audio, f"played by FluidSynth's violin ({os.path.basename(soundfont_path())})"
+
+
+def model_performance(
+    home: BatonHome, args: argparse.Namespace, notes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """Log-mel, audio, tempo and description of the score played by the Deep Performer models at `args.alias`."""
+    from assets.deep_performer import performing
+    from assets.deep_performer.defs import ALIGNMENT, SYNTHESIS, VOCODER
+    from models import deep_performer as dp
+    from models import vocoder as voc
+
     hint = "baton experiment --branch performance, or materialize the performance assets"
     versions, dirs = registered(home, (SYNTHESIS, ALIGNMENT), args.alias, hint, optional=(VOCODER,))
     synthesis, cfg = load(dp.load_model, dirs[SYNTHESIS])
@@ -103,80 +218,73 @@ def cmd_perform(args: argparse.Namespace) -> int:
     context = performing.read_context(dirs[SYNTHESIS])
     try:
         performer = performing.performer_index(context["performers"], args.performer)
-        notes = score_notes(args.score)
-    except (ValueError, ScoreError) as exc:
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
     qpm = args.qpm or context["median_qpm"]
     mel, audio = performing.perform(notes, qpm, performer, synthesis, alignment, cfg, vocoder)
-    output_folder(args.output)
-    sf.write(args.output, audio, SAMPLE_RATE)
-    inverse = f"{VOCODER} v{versions[VOCODER].version}" if vocoder is not None else "Griffin-Lim"
-    print(
-        f"{args.output}: {len(notes)} notes, {len(audio) / SAMPLE_RATE:.1f} s at {qpm:.0f} qpm, played as "
-        f"{context['performers'][performer]} by {SYNTHESIS} v{versions[SYNTHESIS].version} and {ALIGNMENT} "
-        f"v{versions[ALIGNMENT].version}, inverted by {inverse}"
-    )
-    if args.png:
-        write_png(args.png, performing.spectrograms_png([(os.path.basename(args.score), mel)]))
-        print(f"  spectrogram: {args.png}")
-    return 0
+    train = "baton experiment --branch performance --profile paper"
+    inverse = used(VOCODER, versions[VOCODER], train) if vocoder is not None else "Griffin-Lim"
+    models = f"{used(SYNTHESIS, versions[SYNTHESIS], train)} and {used(ALIGNMENT, versions[ALIGNMENT], train)}"
+    return mel, audio, qpm, f"played as {context['performers'][performer]} by {models}, inverted by {inverse}"
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
-    """Separate the source a text or image query names from a mixture, with `models:/clipsep@<alias>`."""
-    import librosa
+    """Separate the source a text or image query names from a mixture, with `models:/clipsep@<alias>`
+    (or write the mixture itself, the baseline, when no model beat it)."""
+    if bool(args.query) == bool(args.image):
+        raise UsageError("give exactly one of --query TEXT and --image FILE")
+    output_folder(args.output)
+    image = read_image(args.image) if args.image else None
     import soundfile as sf
 
-    from models import clip_embed
+    from assets.core.audio import MediaError, decode_audio
     from models import clipsep as cs
 
+    try:
+        mixture = decode_audio(args.mixture, sample_rate=cs.SAMPLE_RATE)
+    except MediaError as exc:
+        raise UsageError(str(exc)) from None
+    if not len(mixture):
+        raise UsageError(f"{args.mixture} has no audio samples")
     home = BatonHome.from_env().ensure()
+    seconds = f"{len(mixture) / cs.SAMPLE_RATE:.1f} s"
+    if baseline_instead(home, "clipsep", args.alias, "clipsep_eval", lambda v: f"{v:.2f} dB SDRi", "wrote the mixture unseparated"):
+        sf.write(args.output, mixture, cs.SAMPLE_RATE)
+        print(f"{args.output}: the mixture {args.mixture} ({seconds}), unseparated")
+        return 0
+    from models import clip_embed
+
     hint = "baton experiment --branch video, or materialize clipsep_model and clipsep_eval"
     versions, dirs = registered(home, ("clipsep",), args.alias, hint)
     version = versions["clipsep"]
-    if bool(args.query) == bool(args.image):
-        raise UsageError("give exactly one of --query TEXT and --image FILE")
     clip_model = version.tags["clip_model"]
     try:
         bundle = clip_embed.load_clip(clip_model)
-        if args.query and not bundle.semantic:
-            raise ValueError(f"clipsep v{version.version} was trained on {clip_model}, which is not semantic: text "
-                             "queries mean nothing to it; use --image, or train on real CLIP weights")  # fmt: skip
-        if args.query:
-            query = clip_embed.embed_texts(bundle, [args.query])[0]
-        else:
-            with open(args.image, "rb") as f:
-                query = clip_embed.embed_images(bundle, [f.read()])[0]
-        mixture, _ = librosa.load(args.mixture, sr=cs.SAMPLE_RATE, mono=True)
-    except (clip_embed.ClipWeightsMissing, ValueError, OSError) as exc:  # OSError: unreadable mixture or image
-        raise UsageError(str(exc)) from None
+    except clip_embed.ClipWeightsMissing as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    if args.query and not bundle.semantic:
+        raise UsageError(f"clipsep v{version.version} was trained on {clip_model}, which is not semantic: text "
+                         "queries mean nothing to it; use --image, or train on real CLIP weights")  # fmt: skip
+    query = clip_embed.embed_texts(bundle, [args.query])[0] if args.query else clip_embed.embed_images(bundle, [image])[0]
+    name = used("clipsep", version, "baton experiment --branch video --profile paper")
     model, cfg = load(cs.load_model, dirs["clipsep"])
     separated = cs.separate(model, mixture, query)
-    output_folder(args.output)
     sf.write(args.output, separated, cs.SAMPLE_RATE)
     what = f'"{args.query}"' if args.query else args.image
-    print(f"{args.output}: {what} separated from {args.mixture} ({len(mixture) / cs.SAMPLE_RATE:.1f} s) "
-          f"by clipsep v{version.version} ({cfg.method}, queries through {clip_model})")  # fmt: skip
+    print(f"{args.output}: {what} separated from {args.mixture} ({seconds}) "
+          f"by {name} ({cfg.method}, queries through {clip_model})")  # fmt: skip
     return 0
 
 
-def synthesis_query(args: argparse.Namespace, bundle, prior_dir: str | None):
-    """The condition vector of the request: an image's CLIP embedding, or the text's (zs) or the text's
+def synthesis_query(args: argparse.Namespace, bundle, prior_dir: str | None, image: bytes | None):
+    """The condition vector of the request: the `image`'s CLIP embedding, or the text's (zs) or the text's
     mapped to an image embedding by the registered (sd) or a pretrained (pd) prior."""
-    from PIL import UnidentifiedImageError
-
     from assets.clipsonic.sampling import PHOTO, prior_queries
     from models import clip_embed
     from models import clipsonic as cso
 
-    if args.image:
-        try:
-            with open(args.image, "rb") as f:
-                return clip_embed.embed_images(bundle, [f.read()])[0]
-        except UnidentifiedImageError:
-            raise UsageError(f"{args.image} is not an image (PNG, JPEG or another format Pillow reads)") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read {args.image}: {exc.strerror or exc}") from None
+    if image is not None:
+        return clip_embed.embed_images(bundle, [image])[0]
     if args.mode == "zs":
         if not bundle.semantic:
             raise UsageError(f"{bundle.model_id} is not semantic, so a zero-shot text query means nothing to it; "
@@ -192,12 +300,6 @@ def synthesis_query(args: argparse.Namespace, bundle, prior_dir: str | None):
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
     """Text- or image-queried audio from `models:/clipsonic@<alias>` (CLIPSonic)."""
-    import soundfile as sf
-
-    from models import clip_embed
-    from models import clipsonic as cso
-    from models import vocoder as voc
-
     if (args.query is None) == (args.image is None):
         raise UsageError("give exactly one of --query TEXT and --image FILE")
     if args.query is not None and not args.query.strip():
@@ -211,6 +313,14 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     if args.guidance is not None and args.guidance < 0:
         raise UsageError(f"--guidance must be 0 or more, got {args.guidance}")
+    output_folder(args.output)
+    image = read_image(args.image) if args.image else None
+    import soundfile as sf
+
+    from models import clip_embed
+    from models import clipsonic as cso
+    from models import vocoder as voc
+
     home = BatonHome.from_env().ensure()
     hint = "baton experiment --branch clipsonic, or materialize clipsonic_model[iq] and clipsonic_eval"
     needed = ("clipsonic", "clipsonic_prior") if args.mode == "sd" else ("clipsonic",)
@@ -220,7 +330,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         bundle = clip_embed.load_clip(version.tags["clip_model"])
     except clip_embed.ClipWeightsMissing as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
-    condition = synthesis_query(args, bundle, dirs.get("clipsonic_prior"))
+    condition = synthesis_query(args, bundle, dirs.get("clipsonic_prior"), image)
     known = versions["clipsonic_prior"].tags.get("labels", "").split(",") if args.mode == "sd" else []
     if args.mode == "sd" and not bundle.semantic and args.query not in known:
         print(f"warning: {bundle.model_id} is not semantic, so the prior answers only its dataset's labels "
@@ -231,16 +341,14 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     mel = cso.generate(model, condition[None], guidance, steps, args.sampler, args.seed)[0]
     vocoder = load(voc.load_vocoder, dirs["clipsonic_vocoder"])[0] if "clipsonic_vocoder" in dirs else None
     audio = voc.invert(mel, vocoder, cso.SPEC)
-    output_folder(args.output)
     sf.write(args.output, audio, cso.SPEC.sample_rate)
     what = f'"{args.query}" ({args.mode.upper()})' if args.query is not None else f"{args.image} (IQ)"
-    inverse = f"clipsonic_vocoder v{versions['clipsonic_vocoder'].version}" if vocoder is not None else "Griffin-Lim"
-    print(f"{args.output}: {len(audio) / cso.SPEC.sample_rate:.1f} s for {what} by clipsonic v{version.version} "
-          f"({version.tags.get('profile', '?')} profile), {args.sampler} {steps} steps, w={guidance:g}, inverted by {inverse}")  # fmt: skip
-    if version.tags.get("profile") == "smoke":
-        print("warning: a smoke-profile model makes noise-like audio; train a real one with "
-              "`baton experiment --branch clipsonic --profile paper` (a GPU job)", file=sys.stderr)  # fmt: skip
-    else:
+    train = "baton experiment --branch clipsonic --profile paper"
+    by = ", ".join(used(name, versions[name], train) for name in versions if name != "clipsonic_vocoder" or vocoder is not None)
+    inverse = "its vocoder" if vocoder is not None else "Griffin-Lim"
+    print(f"{args.output}: {len(audio) / cso.SPEC.sample_rate:.1f} s for {what} by {by}, "
+          f"{args.sampler} {steps} steps, w={guidance:g}, inverted by {inverse}")  # fmt: skip
+    if version.tags.get("profile") != "smoke":
         warn_if_unheard(home, version)
     return 0
 
@@ -270,7 +378,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     perform = sub.add_parser(
         "perform", help="play a score (MusicXML) with the registry's Deep Performer models",
         description="Synthesizes a solo violin performance of a score with performance_synthesis@ALIAS and "
-        "performance_alignment@ALIAS, inverted by the registered HiFi-GAN (else Griffin-Lim).",
+        "performance_alignment@ALIAS, inverted by the registered HiFi-GAN (else Griffin-Lim). While no synthesis "
+        "model beats the FluidSynth rendering of the score (performance_eval), it plays that rendering and says so. "
+        "The WAV's peak is at -1 dBFS.",
     )  # fmt: skip
     perform.add_argument("score", help="MusicXML (or another format music21 reads) of a solo violin part")
     perform.add_argument("output", help="the WAV file to write (16 kHz mono)")

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from assets.deep_performer.performing import perform, performer_index, read_context, spectrograms_png, write_context
+from assets.deep_performer.performing import (
+    at_peak,
+    perform,
+    performer_index,
+    read_context,
+    spectrograms_png,
+    write_context,
+)
 from models import deep_performer as dp
 
 PERFORMERS = ["Emil Telmányi", "John Garner"]
@@ -32,3 +39,12 @@ def test_perform_plays_every_note_and_refuses_an_empty_score():
     with pytest.raises(ValueError, match="no notes"):
         perform(notes[:0], 120.0, 0, synthesis, alignment, cfg)
     assert spectrograms_png([("performance", mel)]).startswith(b"\x89PNG")
+
+
+def test_a_performance_is_written_with_its_peak_at_minus_one_dbfs():
+    rng = np.random.default_rng(0)
+    for gain in (1e-3, 1.0, 40.0):  # faint, full scale, far past clipping
+        assert np.abs(at_peak(gain * rng.standard_normal(1000))).max() == pytest.approx(10 ** (-1 / 20))
+    assert not at_peak(np.zeros(100)).any()
+    with pytest.raises(ValueError, match="1 of 3 samples are not finite"):
+        at_peak(np.array([0.1, np.nan, 0.2]))

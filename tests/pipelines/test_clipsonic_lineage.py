@@ -85,11 +85,16 @@ def test_the_fast_sampler_the_sweep_and_the_champions(lineage):
     champion = tracking.get_alias_version(uri, "clipsonic", "champion")
     assert champion.tags["condition"] == "iq" and champion.tags["profile"] == "smoke"
     assert tracking.get_alias_version(uri, "clipsonic_prior", "champion") is not None
+    # the vocoder is champion only when it beats Griffin-Lim on its validation clips; its tag says which it missed
+    (vocoder,) = tracking.newest_by_tag(uri, "clipsonic_vocoder", "kind").values()
+    beats = tracking.metric_of(uri, vocoder, "val_mel_l1") < tracking.metric_of(uri, vocoder, "griffin_lim_mel_l1")
+    assert (tracking.get_alias_version(uri, "clipsonic_vocoder", "champion") is not None) == beats
+    assert (tracking.get_version(uri, "clipsonic_vocoder", vocoder.version).tags["below_baseline"] == "") == beats
 
 
 def test_report_prints_table_7_1_and_7_2(lineage, tmp_path, capsys):
-    png = tmp_path / "sweep.png"
-    assert cli.main(["report", "--section", "clipsonic", "--guidance-png", str(png)]) == 0
+    png = tmp_path / "clipsonic_guidance_sweep.png"
+    assert cli.main(["report", "--section", "clipsonic", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "CLIPSonic-IQ" in out and "CLIPSonic-SD" in out and "Reconstruction (vocoder)" in out
     assert "Query–image cosine" in out and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -120,7 +125,8 @@ def test_synthesize_with_the_champions(lineage, tmp_path, capsys):
     assert rate == 16_000 and len(audio) == 63 * 512 and np.isfinite(audio).all() and np.abs(audio).max() > 0
     printed = capsys.readouterr()
     assert "(IQ) by clipsonic v" in printed.out and "smoke profile" in printed.out and "ddim 10 steps" in printed.out
-    assert printed.err.startswith("warning: a smoke-profile model")
+    assert printed.err.startswith("warning: clipsonic v") and "is a smoke-profile model" in printed.err
+    assert "baton experiment --branch clipsonic --profile paper" in printed.err
     assert cli.main(["synthesize", str(out), "--query", "violin", "--steps", "10"]) == 0
     assert '"violin" (SD)' in capsys.readouterr().out
 

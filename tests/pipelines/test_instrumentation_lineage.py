@@ -81,11 +81,21 @@ def test_instrumentation_from_chorales_to_arrangements(lineage, tmp_path, monkey
     by_model = table.set_index(["model", "setting"])["accuracy"]
     assert by_model[("zone-based (oracle)", "offline")] >= by_model[("zone-based", "offline")]
     no_hints = {arch: by_model[(arch, setting)] for arch, setting in (("lstm", "online"), ("transformer_encoder", "offline"))}
+    # the champion rule: the best model without hints is champion only if it beats the zone-based and
+    # closest-pitch baselines; every model that does not is named with them in the metadata
+    rule = evaluation.champion_baselines(evaluation.baseline_rows(train, test, 4))
+    assert set(rule) == {"zone-based", "closest-pitch"}
+    beats = {arch: all(acc / 100 > b for b in rule.values()) for arch, acc in no_hints.items()}
+    best_arch = max(no_hints, key=no_hints.get)
     champion = tracking.get_alias_version(uri, "part_separation", "champion")
-    assert champion.tags["arch"] == max(no_hints, key=no_hints.get)
-    best = max(no_hints.values())
-    assert 100 * tracking.metric_of(uri, champion, "test_accuracy_no_hints") == pytest.approx(best, abs=0.005)
     meta = result.asset_materializations_for_node("part_separation_eval")[0].metadata
+    assert set(meta["below_baseline"].value) == {arch for arch, ok in beats.items() if not ok}
+    assert (champion is not None) == beats[best_arch]
+    if champion is not None:
+        assert champion.tags["arch"] == best_arch
+        assert 100 * tracking.metric_of(uri, champion, "test_accuracy_no_hints") == pytest.approx(no_hints[best_arch], abs=0.005)
+    arranged_by = result.asset_materializations_for_node("instrumentation")[0].metadata["arranged_by"].value
+    assert arranged_by.startswith("part_separation v" if champion is not None else "the zone baseline: no part_separation model")
     assert "data:image/png;base64" in meta["confusion_matrix"].value
 
     arranged = shards.read_table(home.datasets, "instrumentation", "__all__").to_pandas().set_index("input")
@@ -100,11 +110,14 @@ def test_instrumentation_from_chorales_to_arrangements(lineage, tmp_path, monkey
     assert len(examples) == 2 and all(name.startswith("bach/") for name in examples["input"])
     assert all(os.path.exists(path) and path.endswith(".mid") for path in examples["midi"])
 
-    # The command line uses the same champion; a missing alias and an unreadable file are clear errors.
+    # The command line uses the same champion (or baseline); a missing alias and an unreadable file are clear errors.
     out = tmp_path / "out" / "arranged.mid"
+    out.parent.mkdir()
     assert cli.main(["instrument", piano, str(out)]) == 0
     assert sum(len(t.notes) for t in muspy.read_midi(out).tracks) == 64
-    assert "Soprano" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "Soprano" in printed.out
+    assert ("arranged by the zone baseline" in printed.err) == (champion is None)
     assert cli.main(["instrument", piano, str(out), "--alias", "nonexistent"]) == 2
     assert "no model part_separation@nonexistent" in capsys.readouterr().err
     assert cli.main(["instrument", drums, str(out)]) == 2

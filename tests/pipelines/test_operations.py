@@ -3,6 +3,7 @@
 import os
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -66,16 +67,67 @@ def test_weekly_retraining_schedule(home):
         assert [(r.partition_key, r.run_key) for r in requests] == [("jsb", "jsb-20261123")]
 
 
-def test_dataset_partitions_sensor_adds_registry_names(home, tmp_path):
-    from assets.scores.datasets import register_local
+def tick_datasets(instance: dg.DagsterInstance, home) -> dg.SensorResult | dg.SkipReason:
+    context = dg.build_sensor_context(instance=instance, resources={"home": HomeResource(root=home.root)})
+    return sensors.dataset_partitions_sensor(context)
 
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    register_local("my_scores", str(folder), home.local_datasets)
+
+def test_dataset_partitions_sensor_adds_only_datasets_whose_files_are_here(home, tmp_path):
+    from assets.scores.datasets import partition_keys, register_local
+    from assets.scores.datasets.music21_corpus import COLLECTIONS
+    from assets.scores.datasets.muspy_sources import REMOTE_SOURCES
+
+    for name in ("my_scores", "moved_away"):
+        (tmp_path / name).mkdir()
+        register_local(name, str(tmp_path / name), home.local_datasets)
+    (tmp_path / "moved_away").rmdir()
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"home": HomeResource(root=home.root)})
-        result = sensors.dataset_partitions_sensor(context)
-        added = result.dynamic_partitions_requests[0].partition_keys
-        assert {"bach_chorales", "lmd.s00of64", "lmd.s63of64", "my_scores"} <= set(added) and "lmd" not in added
+        added = tick_datasets(instance, home).dynamic_partitions_requests[0].partition_keys
+        assert set(added) == {*COLLECTIONS, "my_scores"}  # no remote dataset before its download, no vanished folder
         instance.add_dynamic_partitions("datasets", added)
-        assert sensors.dataset_partitions_sensor(context).skip_message == "every registered dataset is already a partition"
+        assert tick_datasets(instance, home).skip_message == "every dataset with files here is already a partition"
+
+        # lmd as `baton datasets download lmd` leaves it; maestro interrupted while extracting
+        (Path(home.raw) / "lmd" / "extracted" / "lmd_full").mkdir(parents=True)
+        (Path(home.raw) / "lmd" / ".complete").write_text(f"{REMOTE_SOURCES['lmd'].url}\n")
+        (Path(home.raw) / "maestro" / "extracted.tmp").mkdir(parents=True)
+        (tmp_path / "moved_away").mkdir()
+        added = tick_datasets(instance, home).dynamic_partitions_requests[0].partition_keys
+    assert sorted(added) == sorted([*partition_keys("lmd"), "moved_away"])
+
+
+def test_datasets_download_adds_its_partition_to_the_catalog(home, tmp_path, serve, monkeypatch, capsys):
+    import dataclasses
+    import glob
+    import hashlib
+    import zipfile
+
+    import music21
+
+    from assets.scores.datasets import muspy_sources
+    from pipelines.cli import main
+    from pipelines.cli.launch import home_instance
+
+    www = tmp_path / "www"
+    www.mkdir()
+    source = muspy_sources.REMOTE_SOURCES["emopia"]
+    chorales = sorted(glob.glob(os.path.join(os.path.dirname(music21.__file__), "corpus", "bach", "bwv2[0-9]*.mxl")))
+    with zipfile.ZipFile(www / source.filename, "w") as zf:
+        for path in chorales[:2]:
+            zf.write(path, f"EMOPIA/midis/{os.path.basename(path)}")
+    data = (www / source.filename).read_bytes()
+    mirror = dataclasses.replace(
+        source, url=f"{serve(www)}/{source.filename}", suffixes=(".mxl",),
+        md5=hashlib.md5(data).hexdigest() if source.md5 else None,
+        sha256=hashlib.sha256(data).hexdigest() if source.sha256 else None,
+    )  # fmt: skip
+    monkeypatch.setitem(muspy_sources.REMOTE_SOURCES, "emopia", mirror)
+    with home_instance(home) as instance:
+        assert "emopia" not in tick_datasets(instance, home).dynamic_partitions_requests[0].partition_keys
+
+    assert main(["datasets", "download", "emopia"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "emopia: 1 `datasets` partition(s) in the catalog (1 new)"
+    with home_instance(home) as instance:
+        assert "emopia" in instance.get_dynamic_partitions("datasets")
+        added = tick_datasets(instance, home).dynamic_partitions_requests[0].partition_keys
+    assert "emopia" not in added and "bach_chorales" in added  # the sensor has nothing more to add for it

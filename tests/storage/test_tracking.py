@@ -107,7 +107,9 @@ def test_resource_tags_runs_and_registers(tmp_path: Path, monkeypatch):
     assert run.data.tags[tracking.PARTITION_TAG] == "jsb"
     assert tracking.GIT_SHA_TAG in run.data.tags
     assert run.info.artifact_uri.startswith(str(tmp_path / "home" / "mlflow" / "artifacts"))
-    assert meta["mlflow_run"].value == f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    assert meta["mlflow_run"] == dg.MetadataValue.url(
+        f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    )  # a link in the Dagster UI, opening MLflow's model-training view
     assert meta["version"].value == "1"
 
     assert res.get_alias_version("music_lm", "candidate").run_id == run_id
@@ -116,11 +118,25 @@ def test_resource_tags_runs_and_registers(tmp_path: Path, monkeypatch):
     assert (Path(res.fetch(res.get_alias_version("music_lm", "champion"), str(tmp_path / "cache"))) / "config.json").exists()
 
 
+def test_experiments_are_marked_as_model_training_new_and_existing(tmp_path: Path, uri: str):
+    client = MlflowClient(uri)
+    created = tracking.ensure_experiment(uri, "baton", str(tmp_path / "artifacts"))
+    assert client.get_experiment(created).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    older = client.create_experiment("older", artifact_location=str(tmp_path / "older"))  # made before the tag existed
+    assert tracking.EXPERIMENT_KIND_TAG not in client.get_experiment(older).tags
+    with tracking.start_run(uri, "older", "", "r", {}) as run:
+        pass
+    assert run.info.experiment_id == older
+    assert client.get_experiment(older).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    assert tracking.ensure_experiment(uri, "baton", "") == created
+
+
 def test_run_url_is_absolute_for_a_server(tmp_path: Path, uri: str):
     with tracking.start_run(uri, "baton", str(tmp_path / "artifacts"), "r", {}) as run:
         pass
     res = MlflowResource(tracking_uri="http://127.0.0.1:5000/")
-    assert res.run_url(run) == f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert res.run_url(run).url == f"{page}?workflowType=machine_learning"
     assert res.artifacts == ""
 
 
@@ -140,7 +156,8 @@ def test_promote_if_better_moves_champion_only_on_improvement(tmp_path: Path, ur
     assert promoted == [True, False, True]
     assert str(tracking.get_alias_version(uri, "lm", "champion").version) == "3"
     url = tracking.latest_run_url(uri, "baton", "r", "http://127.0.0.1:5000")
-    assert url.endswith(f"/runs/{run.info.run_id}")
+    page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert url == f"{page}?workflowType=machine_learning"
     assert tracking.latest_run_url(uri, "baton", "never-ran", "http://127.0.0.1:5000") is None
 
 

@@ -26,7 +26,7 @@ from .archives import (
 from .formats import items_for_file
 from .hymnal import download_hymnal
 from .items import DatasetInfo, ScoreItem
-from .music21_corpus import COLLECTIONS, list_collection
+from .music21_corpus import COLLECTIONS, CORPUS_DIR, list_collection
 from .muspy_sources import REMOTE_SOURCES, ArchiveSource, CrawlSource
 
 __all__ = [
@@ -36,9 +36,11 @@ __all__ = [
     "ScoreItem",
     "download",
     "get_info",
+    "is_present",
     "list_datasets",
     "list_items",
     "partition_keys",
+    "present_datasets",
     "register_local",
     "shard_items",
 ]
@@ -55,6 +57,22 @@ def list_datasets(registry_file: str | Path | None = None) -> list[DatasetInfo]:
     """Built-in datasets, then registered local folders."""
     registered, shards = local.load_registry(registry_file), local.load_shards(registry_file)
     return list(_builtin().values()) + [local.local_info(n, f, shards[n]) for n, f in sorted(registered.items())]
+
+
+def is_present(info: DatasetInfo, raw_dir: str | Path, registry_file: str | Path | None = None) -> bool:
+    """Whether the dataset's files are on this machine, so its partitions materialize offline: a
+    collection of the installed music21 corpus, a local or incoming folder that exists, or a remote
+    dataset whose download finished (``<raw_dir>/<name>/.complete``, written last by `download`)."""
+    if info.kind == "music21":
+        return (CORPUS_DIR / COLLECTIONS[info.name].folder).is_dir()
+    if info.kind == "remote":
+        return is_complete(raw_dir, info.name)
+    return Path(local.load_registry(registry_file).get(info.name) or local.incoming_folder(info.name, raw_dir)).is_dir()
+
+
+def present_datasets(raw_dir: str | Path, registry_file: str | Path | None = None) -> list[DatasetInfo]:
+    """The datasets of list_datasets whose files are present (is_present)."""
+    return [info for info in list_datasets(registry_file) if is_present(info, raw_dir, registry_file)]
 
 
 def get_info(name: str, registry_file: str | Path | None = None) -> DatasetInfo:
