@@ -143,13 +143,22 @@ def cmd_ui(args: argparse.Namespace) -> int:
             server.start(env)
         failure = wait_until_answering(started, time.monotonic() + args.timeout)
         if failure is None:
-            print(f"Dagster: {started[0].url}   MLflow: {mlflow_url}   (Ctrl-C stops both)", flush=True)
+            print(f"Dagster: {started[0].url}   MLflow: {training_runs(home, mlflow_url)}   (Ctrl-C stops both)", flush=True)
             failure = wait_until_one_exits(started)
     finally:
         ignore_stop_signals()
         stop_all(started)
     print(f"error: {failure}", file=sys.stderr)
     return 1
+
+
+def training_runs(home: BatonHome, mlflow_url: str) -> str:
+    """The `baton` experiment's page in MLflow's model-training view: its bare URL opens on GenAI traces."""
+    from storage.tracking import TRAINING_VIEW, MlflowResource, default_artifact_root, default_tracking_uri, ensure_experiment
+
+    name = MlflowResource.model_fields["experiment"].default
+    experiment = ensure_experiment(default_tracking_uri(home), name, default_artifact_root(home))
+    return f"{mlflow_url.rstrip('/')}/#/experiments/{experiment}{TRAINING_VIEW}"
 
 
 def wait_until_answering(started: list[Server], deadline: float) -> str | None:

@@ -11,8 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from mlflow import MlflowClient
 
 from pipelines.cli.launch import ui_origin
+from storage.tracking import default_tracking_uri
 
 BATON = str(Path(sys.executable).with_name("baton"))
 REPO = str(Path(__file__).resolve().parents[2])
@@ -84,7 +86,9 @@ def test_banner_once_both_answer_and_sigterm_stops_every_process(home, tmp_path)
         assert proc.poll() is None, f"baton ui exited ({proc.returncode}):\n{err.read_text()[-3000:]}"
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert banner == [f"Dagster: {urls[0]}   MLflow: {urls[1]}   (Ctrl-C stops both)"]
+    experiment = MlflowClient(default_tracking_uri(home)).get_experiment_by_name("baton").experiment_id
+    training_runs = f"{urls[1]}/#/experiments/{experiment}?workflowType=machine_learning"  # not MLflow's GenAI view
+    assert banner == [f"Dagster: {urls[0]}   MLflow: {training_runs}   (Ctrl-C stops both)"]
     assert [status(url) for url in urls] == [200, 200]
     started = psutil.Process(proc.pid).children(recursive=True)
     commands = [" ".join(p.cmdline()) for p in started]
