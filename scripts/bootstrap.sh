@@ -9,6 +9,12 @@ missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v fluidsynth >/dev/null || missing+=(fluidsynth)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# chromium only drives the browser tests (tests/ui): installed when root, else they skip and say why
+browser=()
+command -v chromium >/dev/null || browser+=(chromium)
+if [ ${#browser[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing+=("${browser[@]}")
+fi
 ls /usr/share/sounds/sf3/MuseScore_General*.sf3 /usr/share/sounds/sf2/MuseScore_General*.sf2 >/dev/null 2>&1 \
   || missing+=(musescore-general-soundfont-small)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,6 +27,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "Install them with: sudo apt-get install -y $APT_PACKAGES" >&2
     exit 1
   fi
+fi
+if [ ${#browser[@]} -gt 0 ] && [ "$(id -u)" != 0 ]; then
+  echo "note: without the Debian package chromium the browser tests (tests/ui) skip; install it with: sudo apt-get install -y chromium" >&2
 fi
 
 stamp=.venv/.baton-installed
