@@ -70,14 +70,6 @@ def stop(proc: subprocess.Popen, signum: int) -> list[psutil.Process]:
     return started
 
 
-def assert_gone(processes: list[psutil.Process]) -> None:
-    for process in processes:
-        try:
-            assert process.status() == psutil.STATUS_ZOMBIE, f"{process.pid} {process.cmdline()} survived the stop"
-        except psutil.NoSuchProcess:
-            pass
-
-
 def assert_one_line(err: Path, signum: int) -> str:
     """The stop's line is the command's last on stderr, and nothing printed a traceback."""
     text = err.read_text()
@@ -87,7 +79,9 @@ def assert_one_line(err: Path, signum: int) -> str:
     return last
 
 
-def test_sigterm_cancels_the_experiment_and_its_child_run_and_kills_its_mlflow_run(home, instance, tmp_path):
+def test_sigterm_cancels_the_experiment_and_its_child_run_and_kills_its_mlflow_run(
+    home, instance, tmp_path, assert_gone
+):
     """Stopped while its child run trains music_lm, an asset with a retry policy (whose retry was the
     restart a user saw): nothing retries it, the next stages never start, no MLflow run stays RUNNING."""
     dataset = score_batch(home, 12)
@@ -130,7 +124,7 @@ def test_sigterm_cancels_the_experiment_and_its_child_run_and_kills_its_mlflow_r
     assert client.get_run(trained.info.run_id).info.status == "KILLED"
 
 
-def test_sigint_cancels_an_ingest_run(home, instance, tmp_path):
+def test_sigint_cancels_an_ingest_run(home, instance, tmp_path, assert_gone):
     """`baton ingest` runs its jobs without an experiment run: the one executing ends canceled, and the
     datasets after it are never started."""
     first = score_batch(home, 60)

@@ -69,15 +69,7 @@ def repositories(url: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def assert_gone(processes: list[psutil.Process]) -> None:
-    for process in processes:
-        try:
-            assert process.status() == psutil.STATUS_ZOMBIE, f"{process.pid} {process.cmdline()} survived"
-        except psutil.NoSuchProcess:
-            pass
-
-
-def test_banner_once_both_answer_and_sigterm_stops_every_process(home, tmp_path):
+def test_banner_once_both_answer_and_sigterm_stops_every_process(home, tmp_path, assert_gone):
     dagster, mlflow = free_port(), free_port()
     proc, out, err = start_ui(home, tmp_path, dagster, mlflow)  # tmp_path: not the checkout
     urls = (f"http://127.0.0.1:{dagster}", f"http://127.0.0.1:{mlflow}")
@@ -108,7 +100,7 @@ def test_banner_once_both_answer_and_sigterm_stops_every_process(home, tmp_path)
     assert err.read_text().rstrip("\n").splitlines()[-1] == "interrupted by SIGTERM"
 
 
-def test_a_server_that_cannot_start_is_named_and_the_other_stopped(home, tmp_path):
+def test_a_server_that_cannot_start_is_named_and_the_other_stopped(home, tmp_path, assert_gone):
     dagster, mlflow = free_port(), free_port()
     with socket.socket() as taken:  # something else already listens on the MLflow port
         taken.bind(("127.0.0.1", mlflow))
