@@ -99,9 +99,13 @@ def invert_all(mels: np.ndarray, invert: Callable[[np.ndarray], np.ndarray]) -> 
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
-    """Table 7.1's layout: one row per model and mode, columns with their names and directions."""
-    shown = table[[c for c in COLUMNS if c != "mode"]].rename(columns=READABLE)
-    return shown.dropna(axis=1, how="all")
+    """Table 7.1's layout: one row per model and mode, columns with their names and directions; a cell
+    that does not apply (a reconstruction row's sampler settings, a metric left out) is blank."""
+    shown = table[[c for c in COLUMNS if c != "mode"]].copy()
+    shown[["steps", "guidance"]] = shown[["steps", "guidance"]].astype(object)
+    shown.loc[shown["sampler"] == "", ["steps", "guidance"]] = float("nan")
+    shown = shown.dropna(axis=1, how="all").rename(columns=READABLE)
+    return shown.astype(object).where(shown.notna(), "")
 
 
 def sweep_png(sweep: pd.DataFrame) -> bytes:

@@ -3,13 +3,14 @@
 Each set is summarised by a Gaussian (mean, covariance); the distance between Gaussians is
 ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``. The matrix square root and its edge cases
 follow the reference implementations (Google's frechet_audio_distance, pytorch-fid): a product whose
-root is not finite (singular covariances, fewer samples than dimensions) is retried with ``eps * I``
-added to both covariances, and the tiny imaginary part rounding leaves in the root is dropped, but
+root is not finite, or that scipy warns is singular (fewer samples than dimensions), is retried with
+``eps * I`` added to both covariances, and the tiny imaginary part rounding leaves in the root is dropped, but
 a large one is an error rather than a silently wrong number.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +35,10 @@ def gaussian_distance(a: Gaussian, b: Gaussian, eps: float = 1e-6) -> float:
     """Fréchet distance of two Gaussians."""
     if a.mean.shape != b.mean.shape:
         raise ValueError(f"embedding sizes differ: {a.mean.shape[0]} and {b.mean.shape[0]}")
-    root = linalg.sqrtm(a.cov @ b.cov)
-    if not np.isfinite(root).all():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", linalg.LinAlgWarning)
+        root = linalg.sqrtm(a.cov @ b.cov)
+    if caught or not np.isfinite(root).all():
         offset = eps * np.eye(len(a.mean))
         root = linalg.sqrtm((a.cov + offset) @ (b.cov + offset))
     if np.iscomplexobj(root):

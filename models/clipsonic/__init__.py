@@ -19,13 +19,14 @@ The names other packages use are re-exported here, so ``from models import clips
 gives ``cso.train``, ``cso.generate`` and the rest.
 """
 
-from models.clipsonic.config import CONDITIONS, CROP_FRAMES, PROFILES, SPEC, ClipSonicConfig
+from models.clipsonic.config import CONDITIONS, CROP_FRAMES, PREDICTIONS, PROFILES, SPEC, ClipSonicConfig
 from models.clipsonic.data import MelSet, batches, validation_batches
 from models.clipsonic.diffusion import (
     SAMPLERS,
     denoising_loss,
     generate,
     guided_noise,
+    loss_weights,
     noise_scheduler,
     sampling_scheduler,
 )
@@ -44,11 +45,12 @@ from models.clipsonic.prior import (
     train_prior,
 )
 from models.clipsonic.prior_config import PRIOR_PROFILES, PriorConfig
-from models.clipsonic.training import train, validate
+from models.clipsonic.training import lr_multiplier, train, validate
 
 __all__ = [
     "CONDITIONS",
     "CROP_FRAMES",
+    "PREDICTIONS",
     "LOG_MEL_MAX",
     "LOG_MEL_MIN",
     "PRIOR_PROFILES",
@@ -69,6 +71,8 @@ __all__ = [
     "from_unit",
     "generate",
     "guided_noise",
+    "loss_weights",
+    "lr_multiplier",
     "load_model",
     "load_prior",
     "make_prior_set",

@@ -1,7 +1,9 @@
 """The cosine-schedule diffusion process, its training objective and guided sampling.
 
 Training noises crops at one of ``cfg.train_timesteps`` (4000) steps of the cosine schedule
-(diffusers' ``squaredcos_cap_v2``) and regresses the noise. Sampling walks a subset of those steps:
+(diffusers' ``squaredcos_cap_v2``) and regresses the noise, or the velocity when ``cfg.prediction`` is
+"v_prediction", optionally with Min-SNR-gamma weights that keep nearly clean steps, which teach little
+about the condition, from dominating the loss. Sampling walks a subset of those steps:
 the DDPM sampler in ``cfg.sample_steps`` (1000) steps, or DDIM, deterministic, in ``cfg.fast_steps``.
 Timesteps are spaced "trailing", so both samplers start from the last, pure-noise step.
 Classifier-free guidance mixes the conditional and unconditional predictions as
@@ -25,7 +27,10 @@ SAMPLERS = ("ddpm", "ddim")
 def noise_scheduler(cfg: ClipSonicConfig) -> DDPMScheduler:
     """The forward process: ``cfg.train_timesteps`` steps of the cosine schedule."""
     return DDPMScheduler(
-        num_train_timesteps=cfg.train_timesteps, beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing"
+        num_train_timesteps=cfg.train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        timestep_spacing="trailing",
+        prediction_type=cfg.prediction,
     )
 
 
@@ -41,17 +46,37 @@ def sampling_scheduler(cfg: ClipSonicConfig, sampler: str, steps: int) -> DDPMSc
     return scheduler
 
 
-def denoising_loss(model: torch.nn.Module, scheduler: DDPMScheduler, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean squared error of the predicted noise of a batch from :mod:`models.clipsonic.data`."""
-    noisy = scheduler.add_noise(batch["mels"], batch["noise"], batch["timesteps"])
-    predicted = model(noisy, batch["timesteps"], batch["conditions"], batch["drop"])
-    return torch.nn.functional.mse_loss(predicted.float(), batch["noise"])
+def loss_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, gamma: float | None) -> torch.Tensor:
+    """Per-sample Min-SNR-gamma weights, min(SNR, gamma) over the target's own scale (SNR for noise,
+    SNR + 1 for velocity), so that each target's loss is capped at gamma; ones when ``gamma`` is None."""
+    if gamma is None:
+        return torch.ones(len(timesteps))
+    alpha_bar = scheduler.alphas_cumprod[timesteps.cpu()].double()
+    snr = alpha_bar / (1 - alpha_bar)
+    scale = snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr
+    return (snr.clamp(max=gamma) / scale).float()
+
+
+def denoising_loss(
+    model: torch.nn.Module, scheduler: DDPMScheduler, batch: dict[str, torch.Tensor], gamma: float | None = None
+) -> torch.Tensor:
+    """The (Min-SNR-weighted) mean squared error of the predicted noise or velocity of a batch from
+    :mod:`models.clipsonic.data`."""
+    mels, noise, timesteps = batch["mels"], batch["noise"], batch["timesteps"]
+    noisy = scheduler.add_noise(mels, noise, timesteps)
+    predicted = model(noisy, timesteps, batch["conditions"], batch["drop"])
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(mels, noise, timesteps)
+    else:
+        target = noise
+    per_sample = (predicted.float() - target).pow(2).flatten(1).mean(1)
+    return (per_sample * loss_weights(scheduler, timesteps, gamma).to(per_sample.device)).mean()
 
 
 def guided_noise(
     model: ClipSonicUNet, sample: torch.Tensor, timestep: torch.Tensor, conditions: torch.Tensor, guidance: float
 ) -> torch.Tensor:
-    """eps_u + w * (eps_c - eps_u), both predictions from one doubled batch."""
+    """eps_u + w * (eps_c - eps_u), both predictions (noise or velocity) from one doubled batch."""
     n = len(sample)
     drop = torch.arange(2 * n, device=sample.device) >= n
     eps = model(torch.cat([sample, sample]), timestep.expand(2 * n), torch.cat([conditions, conditions]), drop)

@@ -5,8 +5,9 @@ per-band profile projected from the same condition, repeated over time.
 The thesis does not say how the condition enters its U-Net. Through the timestep embedding alone a
 CPU-sized model barely follows it (22 % of samples heard as the queried instrument after 600 steps on
 the synthetic set, chance 12.5 %); the band profile puts the condition where an instrument differs
-most, its spectral envelope, and the same model follows it far more (53–66 % after 1,200 steps, shuffled
-queries 16 %; BENCHMARKS.md).
+most, its spectral envelope, and the same noise-predicting model follows it more (53–66 % after 1,200
+steps). Predicting the velocity instead (:mod:`models.clipsonic.diffusion`) takes it to 100 % in 600
+steps, shuffled queries 3 % (BENCHMARKS.md).
 
 The condition (a CLIP image or text embedding, or a CLAP text embedding) is L2-normalised before
 the projection, so that image and text queries reach the network at the same scale, as CLIP compares

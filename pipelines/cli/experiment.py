@@ -89,6 +89,26 @@ def experiment_config(args: argparse.Namespace) -> dict:
     return config
 
 
+def check_weights(config: dict, fields: dict) -> None:
+    """Load each CLIP, CLAP and VGGish weight the run is configured with once, before the launch, so
+    that a missing one is a one-line error now rather than a failed step after the data stages."""
+    from models import clip_embed
+    from models.audio_metrics import ClapWeightsMissing, VGGishWeightsMissing, load_clap, load_vggish
+
+    def value(field: str) -> str:
+        return config.get(field, fields[field].default) if field in fields else ""
+
+    try:
+        if value("clip_model"):
+            clip_embed.load_clip(value("clip_model"), device="cpu")
+        if value("clap_model"):
+            load_clap(value("clap_model"), device="cpu")
+        if value("vggish_weights"):
+            load_vggish(value("vggish_weights"), device="cpu")
+    except (clip_embed.ClipWeightsMissing, ClapWeightsMissing, VGGishWeightsMissing) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     from pipelines.experiments import CONFIGS
 
@@ -97,6 +117,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     fields = CONFIGS[args.branch].model_fields
     if "datasets" in fields:
         check_datasets(home, config.get("datasets", fields["datasets"].default))
+    check_weights(config, fields)
     with instance_for(home) as instance:
         outcome = launch_experiment(instance, args.branch, config, home)
     print_summary(home, [outcome])

@@ -54,6 +54,15 @@ CASES = {
     "synthesize with a text file as --image": (["synthesize", "IN/o.wav", "--image", "IN/notes.txt"], "IN/notes.txt is not an image"),
     "synthesize into a missing folder": (["synthesize", "NEW/o.wav", "--query", "violin"], "does not exist"),
     "datasets download of an unknown name": (["datasets", "download", "no_such_dataset"], "unknown dataset 'no_such_dataset'"),
+    "clipsonic with missing CLIP weights": (["experiment", "--branch", "clipsonic", "--clip-model", "IN/no-clip"],
+                                            "CLIP weights 'IN/no-clip' could not be loaded offline"),
+    "clipsonic with missing CLAP weights": (["experiment", "--branch", "clipsonic", "--clip-model", "baton/small-clip",
+                                             "--clap-model", "IN/no-clap"], "CLAP weights could not be loaded"),
+    "clipsonic with a text file as VGGish weights": (["experiment", "--branch", "clipsonic", "--clip-model",
+                                                      "baton/small-clip", "--vggish-weights", "IN/notes.txt"],
+                                                     "could not be loaded"),
+    "video with a CLIP id not in the cache": (["experiment", "--branch", "video", "--clip-model", "nobody/no-such-clip"],
+                                              "CLIP weights 'nobody/no-such-clip' could not be loaded offline"),
 }  # fmt: skip
 
 

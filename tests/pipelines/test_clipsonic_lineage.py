@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 import pytest
 import soundfile as sf
+from mlflow import MlflowClient
 
 from assets.core.tools import missing_tools
 from assets.videos import media, synthetic
@@ -151,4 +152,21 @@ def test_synthesize_bad_input_is_one_line(lineage, tmp_path, capsys, args, messa
     assert cli.main(["synthesize", str(tmp_path / "o.wav"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_synthesize_without_the_champions_clip_is_one_line(lineage, tmp_path, capsys):
+    """The CLIP the champion was trained on has gone from this machine: one line naming it, no WAV."""
+    home, _ = lineage
+    uri = tracking.default_tracking_uri(home)
+    champion = tracking.get_alias_version(uri, "clipsonic", "champion")
+    missing = str(tmp_path / "moved-clip")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.set_model_version_tag("clipsonic", champion.version, "clip_model", missing)
+    try:
+        assert cli.main(["synthesize", str(tmp_path / "o.wav"), "--query", "violin"]) == 2
+    finally:
+        client.set_model_version_tag("clipsonic", champion.version, "clip_model", champion.tags["clip_model"])
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: CLIP weights {missing!r} could not be loaded offline") and err.count("\n") == 1
     assert not (tmp_path / "o.wav").exists()

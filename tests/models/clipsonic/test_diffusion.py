@@ -152,3 +152,57 @@ def test_bad_arguments_are_refused():
         replace(CFG, condition="audio")
     with pytest.raises(ValueError, match="crops"):
         cso.MelSet(np.zeros((2, 64, 64), np.float32), [np.zeros((1, 512), np.float32)])
+
+
+class Oracle(torch.nn.Module):
+    """A 'network' that answers the exact target of the batch it is handed."""
+
+    def __init__(self, answer):
+        super().__init__()
+        self.answer = answer
+
+    def forward(self, noisy, timesteps, conditions, drop):
+        return self.answer
+
+
+@pytest.mark.parametrize("prediction", cso.PREDICTIONS)
+@pytest.mark.parametrize("gamma", [None, 5.0])
+def test_the_loss_is_zero_for_the_exact_target_only(data, prediction, gamma):
+    cfg = replace(CFG, prediction=prediction, min_snr_gamma=gamma)
+    scheduler = cso.noise_scheduler(cfg)
+    batch = cso.validation_batches(data[1], cfg)[0]
+    velocity = scheduler.get_velocity(batch["mels"], batch["noise"], batch["timesteps"])
+    exact, other = (velocity, batch["noise"]) if prediction == "v_prediction" else (batch["noise"], velocity)
+    assert cso.denoising_loss(Oracle(exact), scheduler, batch, gamma).item() == pytest.approx(0.0, abs=1e-10)
+    assert cso.denoising_loss(Oracle(other), scheduler, batch, gamma).item() > 1e-3
+
+
+def test_min_snr_weights_cap_each_step_at_gamma():
+    for prediction in cso.PREDICTIONS:
+        scheduler = cso.noise_scheduler(replace(CFG, prediction=prediction))
+        t = torch.arange(CFG.train_timesteps)
+        alpha_bar = scheduler.alphas_cumprod.double()
+        snr = alpha_bar / (1 - alpha_bar)
+        weights = cso.loss_weights(scheduler, t, 5.0).double()
+        scale = snr + 1 if prediction == "v_prediction" else snr
+        torch.testing.assert_close(weights * scale, snr.clamp(max=5.0))
+        assert weights.max() <= 1 + 1e-6 and weights[0] < 0.2  # the nearly clean steps count for little
+        assert torch.equal(cso.loss_weights(scheduler, t, None), torch.ones(len(t)))
+
+
+def test_lr_warms_up_then_decays_to_its_floor():
+    cfg = replace(CFG, max_steps=100, warmup_steps=10, lr_floor=0.1)
+    factors = [cso.lr_multiplier(step, cfg) for step in range(101)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:])) and factors[100] == pytest.approx(0.1)
+    assert cso.lr_multiplier(60, replace(cfg, lr_floor=None)) == 1.0 and cso.lr_multiplier(0, CFG) == 1.0
+
+
+def test_a_velocity_model_follows_its_condition(data, tmp_path):
+    """Two kinds of crop, a low and a high spectral peak: samples queried with each kind peak where it does."""
+    cfg = replace(CFG, prediction="v_prediction", max_steps=150, warmup_steps=10, lr_floor=0.05, eval_every=50,
+                  checkpoint_every=150, patience=10)  # fmt: skip
+    model, _ = cso.train(cfg, *data, str(tmp_path), lambda metrics, step: None, device=torch.device("cpu"))
+    for kind, peak in ((0, 16), (1, 48)):
+        sample = cso.generate(model, conditions(4, kind), 2.0, 10, "ddim", seed=0)
+        assert abs(int(sample.mean((0, 1)).argmax()) - peak) <= 6, kind
