@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Runs each branch's experiment job once (the Dagster UI shows every run): MusPy and MMT on the "
         "smoke profile, the part-separation LSTM (demo profile), the Deep Performer on the violin sample (smoke), "
         "CLIPSep and PIT on the synthetic videos (demo profile, the small offline CLIP), CLIPSonic on the same videos "
-        "(demo profile); then prints what ran and where the results are. About 18 minutes on 2 idle cores.",
+        "(demo profile); then prints what ran and where the results are. About 14 minutes on 2 idle cores.",
     )  # fmt: skip
     demo.add_argument("--datasets", nargs="*", default=list(DEMO_DATASETS), help="symbolic datasets of the demo")
     demo.set_defaults(func=cmd_demo)
