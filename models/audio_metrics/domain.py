@@ -136,7 +136,7 @@ def train_domain_classifier(
     seed_everything(cfg.seed)
     classifier = DomainClassifier(cfg, sorted(set(labels))).to(device or default_device())
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    data = torch.from_numpy(np.asarray(mels, dtype=np.float32))
+    data = torch.from_numpy(np.array(mels, dtype=np.float32))  # a copy: Arrow-backed crops are read-only
     targets = _targets(classifier, labels)
     _targets(classifier, valid_labels)  # fail before training, not at the first validation
 

@@ -170,3 +170,15 @@ def test_synthesize_without_the_champions_clip_is_one_line(lineage, tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith(f"error: CLIP weights {missing!r} could not be loaded offline") and err.count("\n") == 1
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_synthesize_through_a_pretrained_prior_folder(lineage, tmp_path, capsys):
+    """PD: any saved prior folder maps the text; here the SD champion's own, given as --prior."""
+    home, _ = lineage
+    uri = tracking.default_tracking_uri(home)
+    prior = tracking.fetch_version(uri, tracking.get_alias_version(uri, "clipsonic_prior", "champion"), home.cache)
+    out = tmp_path / "violin.wav"
+    assert cli.main(["synthesize", str(out), "--query", "violin", "--mode", "pd", "--prior", prior, "--steps", "5"]) == 0
+    assert '"violin" (PD)' in capsys.readouterr().out
+    audio, rate = sf.read(out)
+    assert rate == 16_000 and np.isfinite(audio).all() and np.abs(audio).max() > 0
